@@ -1,0 +1,235 @@
+//! The `lightport` command: `serve`, `check`, `schema`. A thin shell over the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+
+use lightport::plan::load::{load, schema, SourceFile};
+use lightport::registry::{builtin_sources, load_registry, read_sources, watch};
+use lightport::server::{router, AppState, Config};
+use lightport::vectors;
+
+#[derive(Parser)]
+#[command(
+    name = "lightport",
+    version,
+    about = "An LLM gateway: OpenAI's API in front, any provider behind, each provider one YAML mapping file."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// A directory of mapping files that add to or override the built-in ones (hot-reloaded).
+        #[arg(long, env = "LIGHTPORT_MAPPINGS")]
+        mappings: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, env = "LIGHTPORT_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Seconds to wait for an upstream's headers, its whole non-stream body, or its next stream chunk.
+        #[arg(long, env = "LIGHTPORT_UPSTREAM_TIMEOUT", default_value_t = 600.0)]
+        upstream_timeout: f64,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, env = "LIGHTPORT_MAX_BODY_BYTES", default_value_t = 32 << 20)]
+        max_body_bytes: usize,
+    },
+    /// Validate mapping files and run their golden vectors; exit 1 on any problem.
+    Check {
+        /// Mapping files or directories (default: mappings).
+        paths: Vec<PathBuf>,
+        /// Another directory of vectors, laid out as `<dir>/<provider id>/<case>/`.
+        #[arg(long)]
+        vectors: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of a mapping file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema()).expect("schema serialises")
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Check { paths, vectors } => check(paths, vectors),
+        Command::Serve {
+            mappings,
+            listen,
+            upstream_timeout,
+            max_body_bytes,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            let config = Config {
+                max_body_bytes,
+                upstream_timeout: Duration::from_secs_f64(upstream_timeout.max(0.001)),
+                ..Config::default()
+            };
+            match runtime.block_on(serve(mappings, listen, config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lightport: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    mappings: Option<PathBuf>,
+    listen: SocketAddr,
+    config: Config,
+) -> anyhow::Result<()> {
+    let (registry, errors) = load_registry(mappings.as_deref(), None).with_context(|| {
+        format!(
+            "reading mappings from {}",
+            mappings.as_deref().unwrap_or(Path::new("")).display()
+        )
+    })?;
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::bail!(
+            "{} problem(s) in the mapping files; `lightport check` shows them too",
+            errors.len()
+        );
+    }
+    let registry = Arc::new(ArcSwap::from_pointee(registry));
+    let _watcher = match &mappings {
+        Some(dir) if dir.is_dir() => Some(
+            watch(dir.clone(), Arc::clone(&registry)).context("watching the mappings directory")?,
+        ),
+        _ => None,
+    };
+    let providers = registry.load().providers().len();
+    let state = AppState::new(registry, config);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("lightport listening on http://{addr} with {providers} providers");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Where the vectors of a mapping directory are found: `<dir>/vectors/` and, in a repository
+/// laid out like this one, `<dir>/../tests/fixtures/`.
+fn vector_roots(dir: &Path) -> Vec<PathBuf> {
+    [
+        dir.join("vectors"),
+        dir.join("..").join("tests").join("fixtures"),
+    ]
+    .into_iter()
+    .filter(|p| p.is_dir())
+    .collect()
+}
+
+fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("mappings")]
+    } else {
+        paths
+    };
+    let mut own: Vec<SourceFile> = Vec::new();
+    let mut roots: Vec<PathBuf> = extra_vectors;
+    for p in &paths {
+        match read_sources(p) {
+            Ok(files) => own.extend(files),
+            Err(e) => {
+                eprintln!("{}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        }
+        let dir = if p.is_dir() {
+            p.clone()
+        } else {
+            p.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        for r in vector_roots(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        }) {
+            if !roots.contains(&r) {
+                roots.push(r);
+            }
+        }
+    }
+    // Built-in mappings are there for `extends`; the files named here override them.
+    let mut sources = builtin_sources();
+    for f in &own {
+        match sources.iter_mut().find(|s| s.id == f.id) {
+            Some(slot) => *slot = f.clone(),
+            None => sources.push(f.clone()),
+        }
+    }
+    let ids: Vec<&str> = own.iter().map(|f| f.id.as_str()).collect();
+    // The file as written (no environment), exactly as `serve` loads it.
+    let (_, errors) = load(&sources, &|_| None);
+    let errors: Vec<_> = errors
+        .into_iter()
+        .filter(|e| ids.contains(&e.id.as_str()))
+        .collect();
+    for e in &errors {
+        println!("{e}");
+    }
+    let (plans, _) = vectors::plans_for_vectors(&sources);
+    let plans: Vec<_> = plans
+        .into_iter()
+        .filter(|p| ids.contains(&p.id.as_str()))
+        .collect();
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for root in &roots {
+        let (n, f) = vectors::run_all(&plans, root);
+        ran += n;
+        failures.extend(f);
+    }
+    for f in &failures {
+        println!("{f}");
+    }
+    let problems = errors.len() + failures.len();
+    eprintln!(
+        "checked {} mapping file(s), ran {ran} vector(s): {}",
+        own.len(),
+        if problems == 0 {
+            "all passed".to_string()
+        } else {
+            format!("{problems} problem(s)")
+        }
+    );
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,379 @@
+//! A mapping file compiled into a plan: every path, template, table and header parsed and checked
+//! once. A plan that compiled cannot fail at run time for a reason its file could have revealed.
+
+pub mod load;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+use http::{HeaderName, HeaderValue, Method};
+use serde_json::Value;
+
+use crate::spec::{
+    self, AuthSpec, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy, Problem,
+    StreamSpec,
+};
+use crate::stream::rules::{Action, StreamPlan};
+use crate::transform::glob::Glob;
+use crate::transform::{compile, Expr, Reads};
+use template::Template;
+
+/// An API key; never printed.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+pub enum Auth {
+    None,
+    Header { name: HeaderName, prefix: String },
+    Query { name: String },
+}
+
+/// One provider, ready to serve.
+pub struct ProviderPlan {
+    pub id: String,
+    pub name: String,
+    /// From `<ID>_BASE_URL`, else the file; without a trailing `/`.
+    pub base_url: Option<String>,
+    pub auth: Auth,
+    /// From `<ID>_API_KEY`.
+    pub key: Option<Secret>,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub vars: Vec<(String, String)>,
+    pub patterns: Vec<Glob>,
+    pub models: Vec<String>,
+    pub chat: Option<EndpointPlan>,
+    pub embeddings: Option<EndpointPlan>,
+    /// The file it came from, for messages.
+    pub source: String,
+}
+
+/// What to do with one request parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    Drop,
+    Reject,
+    Keep,
+    DropUnless(Vec<Value>),
+    RejectUnless(Vec<Value>),
+    Rename(String),
+}
+
+pub struct Params {
+    pub rules: Vec<(String, Policy)>,
+    /// For top-level fields the request transform does not read and no rule names.
+    pub unread: Policy,
+    pub reads: Reads,
+}
+
+pub struct ErrorPlan {
+    pub status: Option<Expr>,
+    pub message: Option<Expr>,
+    pub kind: Option<Expr>,
+    pub code: Option<Expr>,
+    pub param: Option<Expr>,
+}
+
+pub struct EndpointPlan {
+    pub method: Method,
+    pub path: Template,
+    pub stream_path: Option<Template>,
+    pub query: Vec<(String, Template)>,
+    pub stream_query: Vec<(String, Template)>,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub params: Params,
+    pub request: Expr,
+    pub response: Expr,
+    pub stream: Option<std::sync::Arc<StreamPlan>>,
+    pub errors: ErrorPlan,
+}
+
+/// The environment-variable prefix of a provider id: upper-cased, `-` as `_`.
+pub fn env_prefix(id: &str) -> String {
+    id.to_ascii_uppercase().replace(['-', '.'], "_")
+}
+
+/// Where a plan takes its environment from (a function, so tests and `check` can pass their own).
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn compile_provider(
+    id: &str,
+    source: &str,
+    file: &MappingFile,
+    env: EnvLookup<'_>,
+) -> Result<ProviderPlan, Vec<Problem>> {
+    let mut p = Vec::new();
+    let prefix = env_prefix(id);
+    let base_url = env(&format!("{prefix}_BASE_URL"))
+        .filter(|s| !s.is_empty())
+        .or_else(|| file.base_url.clone())
+        .map(|u| u.trim_end_matches('/').to_string());
+    if let Some(u) = &base_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            p.push(Problem::new(
+                "/base_url",
+                format!("base URL '{u}' must start with http:// or https://"),
+            ));
+        }
+    }
+    let auth = match &file.auth {
+        AuthSpec::None(_) => Auth::None,
+        AuthSpec::Header { header, prefix } => match HeaderName::from_bytes(header.as_bytes()) {
+            Ok(name) => Auth::Header {
+                name,
+                prefix: prefix.clone().unwrap_or_default(),
+            },
+            Err(_) => {
+                p.push(Problem::new(
+                    "/auth/header",
+                    format!("'{header}' is not a valid header name"),
+                ));
+                Auth::None
+            }
+        },
+        AuthSpec::Query { query } => Auth::Query {
+            name: query.clone(),
+        },
+    };
+    let vars: Vec<(String, String)> = file
+        .vars
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone()),
+            )
+        })
+        .collect();
+    let headers = headers(&file.headers, "/headers", &vars, &mut p);
+    let default_errors = file.errors.as_ref();
+    let chat = file
+        .chat
+        .as_ref()
+        .map(|e| endpoint(e, "/chat", default_errors, &vars, &mut p));
+    let embeddings = file
+        .embeddings
+        .as_ref()
+        .map(|e| endpoint(e, "/embeddings", default_errors, &vars, &mut p));
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(ProviderPlan {
+        id: id.to_string(),
+        name: file.name.clone(),
+        base_url,
+        auth,
+        key: env(&format!("{prefix}_API_KEY"))
+            .filter(|k| !k.is_empty())
+            .map(Secret),
+        headers,
+        vars,
+        patterns: file.models.patterns.iter().map(|s| Glob::new(s)).collect(),
+        models: file.models.list.clone(),
+        chat,
+        embeddings,
+        source: source.to_string(),
+    })
+}
+
+fn template(src: &str, ptr: &str, vars: &[(String, String)], p: &mut Vec<Problem>) -> Template {
+    match Template::compile(src) {
+        Ok(t) => {
+            for name in t.var_names() {
+                if !vars.iter().any(|(k, _)| k == name) {
+                    p.push(Problem::new(
+                        ptr,
+                        format!("template names vars.{name}, which `vars` does not define"),
+                    ));
+                }
+            }
+            t
+        }
+        Err(e) => {
+            p.push(Problem::new(ptr, e));
+            Template::compile("").expect("the empty template compiles")
+        }
+    }
+}
+
+fn headers(
+    map: &BTreeMap<String, String>,
+    ptr: &str,
+    vars: &[(String, String)],
+    p: &mut Vec<Problem>,
+) -> Vec<(HeaderName, Template)> {
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let at = format!("{ptr}/{k}");
+        let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
+            p.push(Problem::new(
+                &at,
+                format!("'{k}' is not a valid header name"),
+            ));
+            continue;
+        };
+        if !v.contains("{{") && HeaderValue::from_str(v).is_err() {
+            p.push(Problem::new(&at, "not a valid header value"));
+        }
+        out.push((name, template(v, &at, vars, p)));
+    }
+    out
+}
+
+fn query(
+    map: &BTreeMap<String, String>,
+    ptr: &str,
+    vars: &[(String, String)],
+    p: &mut Vec<Problem>,
+) -> Vec<(String, Template)> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), template(v, &format!("{ptr}/{k}"), vars, p)))
+        .collect()
+}
+
+fn expr(spec: &spec::ExprSpec, ptr: &str, p: &mut Vec<Problem>) -> Expr {
+    compile(&spec.0, ptr, p, &mut Reads::default())
+}
+
+fn endpoint(
+    e: &EndpointSpec,
+    ptr: &str,
+    default_errors: Option<&ErrorSpec>,
+    vars: &[(String, String)],
+    p: &mut Vec<Problem>,
+) -> EndpointPlan {
+    let method = match e.method.as_deref().unwrap_or("POST").parse::<Method>() {
+        Ok(m) => m,
+        Err(_) => {
+            p.push(Problem::new(format!("{ptr}/method"), "not an HTTP method"));
+            Method::POST
+        }
+    };
+    let mut reads = Reads::default();
+    let request = compile(&e.request.0, &format!("{ptr}/request"), p, &mut reads);
+    let mut rules = Vec::new();
+    let mut unread = Policy::Drop;
+    for (name, policy) in &e.params {
+        let policy = match policy {
+            ParamPolicy::Simple(ParamAction::Drop) => Policy::Drop,
+            ParamPolicy::Simple(ParamAction::Reject) => Policy::Reject,
+            ParamPolicy::Simple(ParamAction::Keep) => Policy::Keep,
+            ParamPolicy::Unless(u) => match (&u.reject_unless, &u.drop_unless) {
+                (Some(v), None) => Policy::RejectUnless(v.clone()),
+                (None, Some(v)) => Policy::DropUnless(v.clone()),
+                _ => {
+                    p.push(Problem::new(
+                        format!("{ptr}/params/{name}"),
+                        "give exactly one of reject_unless, drop_unless",
+                    ));
+                    continue;
+                }
+            },
+            ParamPolicy::Rename(r) => Policy::Rename(r.rename.clone()),
+        };
+        if name == "*" {
+            unread = policy;
+        } else {
+            rules.push((name.clone(), policy));
+        }
+    }
+    let errors = e.errors.as_ref().or(default_errors);
+    let eptr = if e.errors.is_some() {
+        format!("{ptr}/errors")
+    } else {
+        "/errors".to_string()
+    };
+    let error_field = |f: &Option<spec::ExprSpec>, name: &str, p: &mut Vec<Problem>| {
+        f.as_ref().map(|s| expr(s, &format!("{eptr}/{name}"), p))
+    };
+    let errors = ErrorPlan {
+        status: errors.and_then(|e| error_field(&e.status, "status", p)),
+        message: errors.and_then(|e| error_field(&e.message, "message", p)),
+        kind: errors.and_then(|e| error_field(&e.kind, "type", p)),
+        code: errors.and_then(|e| error_field(&e.code, "code", p)),
+        param: errors.and_then(|e| error_field(&e.param, "param", p)),
+    };
+    EndpointPlan {
+        method,
+        path: template(&e.path, &format!("{ptr}/path"), vars, p),
+        stream_path: e
+            .stream_path
+            .as_ref()
+            .map(|s| template(s, &format!("{ptr}/stream_path"), vars, p)),
+        query: query(&e.query, &format!("{ptr}/query"), vars, p),
+        stream_query: query(&e.stream_query, &format!("{ptr}/stream_query"), vars, p),
+        headers: headers(&e.headers, &format!("{ptr}/headers"), vars, p),
+        params: Params {
+            rules,
+            unread,
+            reads,
+        },
+        request,
+        response: expr(&e.response, &format!("{ptr}/response"), p),
+        stream: e
+            .stream
+            .as_ref()
+            .map(|s| std::sync::Arc::new(stream(s, &format!("{ptr}/stream"), p))),
+        errors,
+    }
+}
+
+fn stream(s: &StreamSpec, ptr: &str, p: &mut Vec<Problem>) -> StreamPlan {
+    let mut rules = std::collections::HashMap::new();
+    let mut fallback = None;
+    for (event, actions) in &s.on {
+        let base = format!("{ptr}/on/{}", event.replace('~', "~0").replace('/', "~1"));
+        let compiled: Vec<Action> = actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let at = format!("{base}/{i}");
+                let map = |m: &BTreeMap<String, spec::ExprSpec>,
+                           field: &str,
+                           p: &mut Vec<Problem>|
+                 -> Vec<(String, Expr)> {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), expr(v, &format!("{at}/{field}/{k}"), p)))
+                        .collect()
+                };
+                if a.emit.is_some() && a.forward.is_some() {
+                    p.push(Problem::new(&at, "a step emits or forwards, not both"));
+                }
+                Action {
+                    when: a.when.as_ref().map(|w| expr(w, &format!("{at}/when"), p)),
+                    set: map(&a.set, "set", p),
+                    add: map(&a.add, "add", p),
+                    enumerate: map(&a.enumerate, "enumerate", p),
+                    emit: a.emit.as_ref().map(|w| expr(w, &format!("{at}/emit"), p)),
+                    forward: a
+                        .forward
+                        .as_ref()
+                        .map(|w| expr(w, &format!("{at}/forward"), p)),
+                    error: a.error.as_ref().map(|w| expr(w, &format!("{at}/error"), p)),
+                    end: a.end,
+                }
+            })
+            .collect();
+        if event == "*" {
+            fallback = Some(compiled);
+        } else {
+            rules.insert(event.clone(), compiled);
+        }
+    }
+    StreamPlan {
+        framing: s.framing,
+        passthrough: s.passthrough,
+        done: s.done.clone(),
+        event: s
+            .event
+            .as_ref()
+            .map(|e| expr(e, &format!("{ptr}/event"), p)),
+        rules,
+        fallback,
+    }
+}

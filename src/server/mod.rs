@@ -1,0 +1,462 @@
+//! The HTTP server: OpenAI's routes, thin handlers over `translate`, and one error shape for
+//! every refusal (ours, the HTTP layer's, and the upstream's).
+
+mod validate;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::error::GatewayError;
+use crate::registry::Registry;
+use crate::translate::{self, CallContext, Endpoint, DROPPED_HEADER};
+use crate::upstream::{request_error, Upstream};
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body accepted, in bytes (after decompression).
+    pub max_body_bytes: usize,
+    /// Largest non-stream upstream body read, in bytes.
+    pub max_upstream_body_bytes: usize,
+    pub upstream_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body_bytes: 32 << 20,
+            max_upstream_body_bytes: 64 << 20,
+            upstream_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+pub struct AppState {
+    pub registry: Arc<ArcSwap<Registry>>,
+    upstream: Upstream,
+    config: Config,
+}
+
+impl AppState {
+    pub fn new(registry: Arc<ArcSwap<Registry>>, config: Config) -> Arc<AppState> {
+        Arc::new(AppState {
+            registry,
+            upstream: Upstream::new(config.upstream_timeout),
+            config,
+        })
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/models", get(models))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// An error as the client sees it.
+pub fn error_response(e: &GatewayError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = (status, axum::Json(e.body())).into_response();
+    if e.status == 405 {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    }
+    resp
+}
+
+async fn not_found(req: Request) -> Response {
+    error_response(&GatewayError::not_found(
+        format!("no route for {} {}", req.method(), req.uri().path()),
+        "not_found",
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    error_response(
+        &GatewayError::new(
+            405,
+            "invalid_request_error",
+            format!(
+                "method {} is not allowed on {}",
+                req.method(),
+                req.uri().path()
+            ),
+        )
+        .with_code("method_not_allowed"),
+    )
+}
+
+async fn health() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Response {
+    let reg = state.registry.load();
+    let data: Vec<Value> = reg
+        .providers()
+        .iter()
+        .flat_map(|p| {
+            p.models.iter().map(move |m| json!({"id": format!("{}/{m}", p.id), "object": "model", "created": 0, "owned_by": p.id}))
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// A short unique id: process start nanos mixed with a counter.
+fn request_id() -> String {
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let n = REQUESTS.fetch_add(1, Ordering::Relaxed);
+    let x = (*SEED ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    format!("{:016x}", x ^ (x >> 31))
+}
+
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, GatewayError> {
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
+        GatewayError::new(
+            413,
+            "invalid_request_error",
+            format!("the request body is larger than {limit} bytes"),
+        )
+        .with_code("request_too_large")
+    };
+    let raw = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(raw),
+        Some("gzip") | Some("x-gzip") => {
+            use std::io::Read;
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
+            dec.read_to_end(&mut out)
+                .map_err(|_| GatewayError::invalid("the body is not valid gzip"))?;
+            if out.len() > limit {
+                return Err(too_large());
+            }
+            Ok(out.into())
+        }
+        Some(other) => Err(GatewayError::new(
+            415,
+            "invalid_request_error",
+            format!("unsupported Content-Encoding '{other}': send identity or gzip"),
+        )
+        .with_code("unsupported_media_type")),
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Value, GatewayError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(GatewayError::invalid(
+            "the request body must be a JSON object",
+        )),
+        Err(e) => Err(
+            GatewayError::invalid(format!("the request body is not valid JSON: {e}"))
+                .with_code("invalid_json"),
+        ),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let v = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?
+        .trim();
+    (!v.is_empty()).then_some(v)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Headers every answer carries: request id, provider, the gateway's own time, dropped params.
+fn decorate(
+    resp: &mut Response,
+    rid: &str,
+    provider: Option<&str>,
+    dropped: &[String],
+    overhead: Option<Duration>,
+) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-request-id", v);
+    }
+    if let Some(p) = provider.and_then(|p| HeaderValue::from_str(p).ok()) {
+        h.insert("x-lightport-provider", p);
+    }
+    if !dropped.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&dropped.join(",")) {
+            h.insert(DROPPED_HEADER.clone(), v);
+        }
+    }
+    if let Some(d) = overhead {
+        h.insert(
+            "x-lightport-overhead-us",
+            HeaderValue::from(d.as_micros() as u64),
+        );
+    }
+}
+
+async fn chat(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    handle(state, req, Endpoint::Chat).await
+}
+
+async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    handle(state, req, Endpoint::Embeddings).await
+}
+
+/// Everything a call learned before failing, so its error carries the same headers.
+struct Failure {
+    error: GatewayError,
+    provider: Option<String>,
+    dropped: Vec<String>,
+}
+
+impl From<GatewayError> for Failure {
+    fn from(error: GatewayError) -> Self {
+        Failure {
+            error,
+            provider: None,
+            dropped: Vec::new(),
+        }
+    }
+}
+
+async fn handle(state: Arc<AppState>, req: Request, endpoint: Endpoint) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let rid = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(request_id);
+    match call(&state, &parts.headers, body, endpoint, &rid, started).await {
+        Ok(resp) => resp,
+        Err(f) => {
+            tracing::debug!(request_id = %rid, status = f.error.status, "{}", f.error.message);
+            let mut resp = error_response(&f.error);
+            decorate(&mut resp, &rid, f.provider.as_deref(), &f.dropped, None);
+            resp
+        }
+    }
+}
+
+async fn call(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+    rid: &str,
+    started: Instant,
+) -> Result<Response, Failure> {
+    let bytes = read_body(state, headers, body).await?;
+    let mut body = parse_object(&bytes)?;
+    let obj = body.as_object().expect("parse_object gives an object");
+    match endpoint {
+        Endpoint::Chat => validate::chat(obj)?,
+        Endpoint::Embeddings => validate::embeddings(obj)?,
+    }
+    let stream =
+        endpoint == Endpoint::Chat && obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = obj
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let registry = state.registry.load();
+    let provider_header = headers
+        .get("x-lightport-provider")
+        .and_then(|v| v.to_str().ok());
+    let (plan, model) = registry.route(validate::model(obj)?, provider_header)?;
+    let fail = |error: GatewayError, dropped: &[String]| Failure {
+        error,
+        provider: Some(plan.id.clone()),
+        dropped: dropped.to_vec(),
+    };
+    body["model"] = Value::String(model.clone());
+    let ctx = CallContext {
+        provider: plan.id.clone(),
+        model,
+        stream,
+        include_usage,
+        id: format!("chatcmpl-{rid}"),
+        created: now_secs(),
+    };
+    let translator = if stream {
+        let t = translate::stream_translator(&plan, endpoint, &ctx);
+        if t.is_none() {
+            return Err(fail(
+                GatewayError::invalid(format!("provider '{}' does not support streaming", plan.id))
+                    .with_param("stream"),
+                &[],
+            ));
+        }
+        t
+    } else {
+        None
+    };
+    let up = translate::build_request(&plan, endpoint, body, &ctx, bearer(headers))
+        .map_err(|e| fail(e, &[]))?;
+    let dropped = up.dropped.clone();
+    let prepared = started.elapsed();
+    let resp = state
+        .upstream
+        .send(&plan.id, up)
+        .await
+        .map_err(|e| fail(e, &dropped))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = state
+            .upstream
+            .body(&plan.id, resp, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let error = translate::translate_error(&plan, endpoint, status.as_u16(), &body, &ctx);
+        tracing::debug!(request_id = %rid, provider = %plan.id, upstream_status = status.as_u16(), "upstream error");
+        return Err(fail(error, &dropped));
+    }
+    if let Some(mut translator) = translator {
+        let timeout = state.upstream.timeout;
+        let provider = plan.id.clone();
+        let upstream = resp.bytes_stream();
+        let body = async_stream(
+            upstream,
+            move |event| {
+                let mut out = BytesMut::new();
+                match event {
+                    StreamEvent::Data(chunk) => translator.feed(&chunk, &mut out),
+                    StreamEvent::End => translator.finish(&mut out),
+                    StreamEvent::Failed(e) => {
+                        translator.fail(&mut out, &e.message, &e.kind, e.code.as_deref())
+                    }
+                }
+                (out.freeze(), translator.is_finished())
+            },
+            timeout,
+            provider,
+        );
+        let mut resp = Response::new(Body::from_stream(body));
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        decorate(&mut resp, rid, Some(&plan.id), &dropped, Some(prepared));
+        return Ok(resp);
+    }
+    let body = state
+        .upstream
+        .body(&plan.id, resp, state.config.max_upstream_body_bytes)
+        .await
+        .map_err(|e| fail(e, &dropped))?;
+    let translated_at = Instant::now();
+    let out = translate::translate_response(&plan, endpoint, &body, &ctx)
+        .map_err(|e| fail(e, &dropped))?;
+    let bytes = serde_json::to_vec(&out).expect("JSON values serialise");
+    let overhead = prepared + translated_at.elapsed();
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    decorate(&mut resp, rid, Some(&plan.id), &dropped, Some(overhead));
+    Ok(resp)
+}
+
+enum StreamEvent {
+    Data(Bytes),
+    End,
+    Failed(GatewayError),
+}
+
+/// Drive an upstream byte stream through `step`, one upstream read at a time, so every
+/// translated chunk is written as soon as its bytes arrive. A read slower than `timeout` ends
+/// the stream with an error event.
+fn async_stream<S, F>(
+    upstream: S,
+    step: F,
+    timeout: Duration,
+    provider: String,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send
+where
+    S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+    F: FnMut(StreamEvent) -> (Bytes, bool) + Send + 'static,
+{
+    struct Pump<S, F> {
+        upstream: S,
+        step: F,
+        done: bool,
+        timeout: Duration,
+        provider: String,
+    }
+    let pump = Pump {
+        upstream,
+        step,
+        done: false,
+        timeout,
+        provider,
+    };
+    futures_util::stream::unfold(pump, |mut p| async move {
+        loop {
+            if p.done {
+                return None;
+            }
+            let event = match tokio::time::timeout(p.timeout, p.upstream.next()).await {
+                Err(_) => StreamEvent::Failed(GatewayError::timeout(format!(
+                    "provider '{}' sent nothing for {} s",
+                    p.provider,
+                    p.timeout.as_secs_f64()
+                ))),
+                Ok(None) => StreamEvent::End,
+                Ok(Some(Ok(bytes))) => StreamEvent::Data(bytes),
+                Ok(Some(Err(e))) => StreamEvent::Failed(request_error(&p.provider, e)),
+            };
+            let terminal = !matches!(event, StreamEvent::Data(_));
+            let (out, finished) = (p.step)(event);
+            p.done = terminal || finished;
+            if !out.is_empty() {
+                return Some((Ok(out), p));
+            }
+        }
+    })
+}

@@ -1,0 +1,286 @@
+//! Golden vectors: a folder per case holding the canonical request, the upstream request it must
+//! produce, the upstream reply, and the canonical answer it must produce. Run offline by
+//! `lightport check` and by `cargo test`; adding a case needs no Rust.
+//!
+//! Files of a case (`<vectors>/<provider>/<case>/`):
+//! - `request.json`: the client's request (model without the provider prefix).
+//! - `upstream_request.json`: `{method, path, query?, headers?, body}`, `path` relative to the base
+//!   URL, `headers` a subset (lower-case names). Absent when the gateway must refuse the request.
+//! - `upstream_response.json` (`{status, body}`) or `upstream_response.txt` (raw stream bytes).
+//! - `response.json`: `{status, headers?, body}`, or `{status, chunks: [...]}` for streams, each
+//!   chunk an SSE data payload (JSON, or the string `"[DONE]"`).
+//!
+//! In vectors, `created` is 1700000000, a generated completion id is `chatcmpl-test`, every
+//! provider's key is `test-key` and its base URL `http://upstream.test`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use bytes::BytesMut;
+use serde_json::{json, Value};
+
+use crate::plan::load::{load, LoadError, SourceFile};
+use crate::plan::ProviderPlan;
+use crate::translate::{self, CallContext, Endpoint};
+
+pub const BASE_URL: &str = "http://upstream.test";
+pub const CREATED: u64 = 1_700_000_000;
+
+/// The environment vectors run in.
+pub fn vector_env(key: &str) -> Option<String> {
+    if key.ends_with("_API_KEY") {
+        Some("test-key".into())
+    } else if key.ends_with("_BASE_URL") {
+        Some(BASE_URL.into())
+    } else {
+        None
+    }
+}
+
+/// Compile mapping sources the way vectors see them.
+pub fn plans_for_vectors(sources: &[SourceFile]) -> (Vec<ProviderPlan>, Vec<LoadError>) {
+    load(sources, &vector_env)
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub case: PathBuf,
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.case.display(), self.message)
+    }
+}
+
+/// The case folders of one provider, sorted.
+pub fn cases(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.join("request.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))
+}
+
+/// The first place two JSON values differ, as `pointer: expected X, got Y`.
+pub fn diff(expected: &Value, actual: &Value) -> Option<String> {
+    fn walk(e: &Value, a: &Value, ptr: &mut String) -> Option<String> {
+        match (e, a) {
+            (Value::Object(me), Value::Object(ma)) => {
+                for (k, ve) in me {
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(k);
+                    let r = match ma.get(k) {
+                        Some(va) => walk(ve, va, ptr),
+                        None => Some(format!("{ptr}: expected {ve}, got nothing")),
+                    };
+                    if r.is_some() {
+                        return r;
+                    }
+                    ptr.truncate(len);
+                }
+                ma.iter()
+                    .find(|(k, _)| !me.contains_key(*k))
+                    .map(|(k, v)| format!("{ptr}/{k}: unexpected {v}"))
+            }
+            (Value::Array(le), Value::Array(la)) => {
+                for (i, (ve, va)) in le.iter().zip(la).enumerate() {
+                    let len = ptr.len();
+                    ptr.push_str(&format!("/{i}"));
+                    if let Some(r) = walk(ve, va, ptr) {
+                        return Some(r);
+                    }
+                    ptr.truncate(len);
+                }
+                (le.len() != la.len())
+                    .then(|| format!("{ptr}: expected {} items, got {}: {a}", le.len(), la.len()))
+            }
+            _ => (e != a).then(|| {
+                format!(
+                    "{}: expected {e}, got {a}",
+                    if ptr.is_empty() { "/" } else { ptr }
+                )
+            }),
+        }
+    }
+    walk(expected, actual, &mut String::new())
+}
+
+/// Parse canonical SSE output into its data payloads.
+pub fn sse_payloads(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .split("\n\n")
+        .filter_map(|frame| frame.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| Value::String(d.to_string())))
+        .collect()
+}
+
+/// Run one case against a plan.
+pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
+    let request = read_json(&case.join("request.json"))?;
+    let expected = read_json(&case.join("response.json"))?;
+    let endpoint = if request.get("input").is_some() && request.get("messages").is_none() {
+        Endpoint::Embeddings
+    } else {
+        Endpoint::Chat
+    };
+    let stream = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let ctx = CallContext {
+        provider: plan.id.clone(),
+        model: request
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        stream,
+        include_usage: request
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        id: "chatcmpl-test".into(),
+        created: CREATED,
+    };
+    let expected_status = expected
+        .get("status")
+        .and_then(Value::as_u64)
+        .unwrap_or(200);
+    let up = match translate::build_request(plan, endpoint, request, &ctx, None) {
+        Ok(up) => up,
+        Err(e) => {
+            if case.join("upstream_request.json").exists() {
+                return Err(format!("the gateway refused the request: {e}"));
+            }
+            let got = json!({"status": e.status, "body": e.body()});
+            let want = json!({"status": expected_status, "body": expected.get("body").cloned().unwrap_or(Value::Null)});
+            return diff(&want, &got).map_or(Ok(()), |d| Err(format!("refusal differs at {d}")));
+        }
+    };
+    let want_up = read_json(&case.join("upstream_request.json"))?;
+    let got_body: Value = serde_json::from_slice(&up.body).map_err(|e| e.to_string())?;
+    let (path, query) = up
+        .path_and_query
+        .split_once('?')
+        .unwrap_or((&up.path_and_query, ""));
+    if let Some(m) = want_up.get("method").and_then(Value::as_str) {
+        if m != up.method.as_str() {
+            return Err(format!("upstream method: expected {m}, got {}", up.method));
+        }
+    }
+    if let Some(p) = want_up.get("path").and_then(Value::as_str) {
+        if p != path {
+            return Err(format!("upstream path: expected {p}, got {path}"));
+        }
+    }
+    if let Some(q) = want_up.get("query") {
+        let got: serde_json::Map<String, Value> = query
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Value::String(
+                        percent_encoding::percent_decode_str(v)
+                            .decode_utf8_lossy()
+                            .into_owned(),
+                    ),
+                )
+            })
+            .collect();
+        if let Some(d) = diff(q, &Value::Object(got)) {
+            return Err(format!("upstream query differs at {d}"));
+        }
+    }
+    if let Some(Value::Object(h)) = want_up.get("headers") {
+        for (k, v) in h {
+            let got = up.headers.get(k.as_str()).and_then(|x| x.to_str().ok());
+            if got != v.as_str() {
+                return Err(format!("upstream header {k}: expected {v}, got {got:?}"));
+            }
+        }
+    }
+    if let Some(d) = want_up.get("body").and_then(|b| diff(b, &got_body)) {
+        return Err(format!("upstream body differs at {d}"));
+    }
+    if let Some(Value::Object(h)) = expected.get("headers") {
+        for (k, v) in h {
+            if k == "x-lightport-dropped-params" {
+                let got = up.dropped.join(",");
+                if v.as_str() != Some(got.as_str()) {
+                    return Err(format!("dropped params: expected {v}, got \"{got}\""));
+                }
+            }
+        }
+    }
+    let stream_file = case.join("upstream_response.txt");
+    if stream_file.exists() {
+        let raw = std::fs::read(&stream_file).map_err(|e| e.to_string())?;
+        let want = expected.get("chunks").cloned().unwrap_or(Value::Null);
+        // The same bytes, whole and one byte at a time, must translate the same.
+        for piece in [raw.len().max(1), 1] {
+            let mut t = translate::stream_translator(plan, endpoint, &ctx)
+                .ok_or("the mapping has no stream rules")?;
+            let mut out = BytesMut::new();
+            for chunk in raw.chunks(piece) {
+                t.feed(chunk, &mut out);
+            }
+            t.finish(&mut out);
+            let got = Value::Array(sse_payloads(&out));
+            if let Some(d) = diff(&want, &got) {
+                return Err(format!(
+                    "stream chunks differ (fed {piece} byte(s) at a time) at {d}"
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let upstream = read_json(&case.join("upstream_response.json"))?;
+    let status = upstream
+        .get("status")
+        .and_then(Value::as_u64)
+        .unwrap_or(200) as u16;
+    let body = serde_json::to_vec(upstream.get("body").unwrap_or(&Value::Null))
+        .map_err(|e| e.to_string())?;
+    let got = if (200..300).contains(&status) {
+        match translate::translate_response(plan, endpoint, &body, &ctx) {
+            Ok(v) => json!({"status": 200, "body": v}),
+            Err(e) => json!({"status": e.status, "body": e.body()}),
+        }
+    } else {
+        let e = translate::translate_error(plan, endpoint, status, &body, &ctx);
+        json!({"status": e.status, "body": e.body()})
+    };
+    let want = json!({"status": expected_status, "body": expected.get("body").cloned().unwrap_or(Value::Null)});
+    diff(&want, &got).map_or(Ok(()), |d| Err(format!("response differs at {d}")))
+}
+
+/// Run every case under `root/<provider id>/` for each plan. Returns (cases run, failures).
+pub fn run_all(plans: &[ProviderPlan], root: &Path) -> (usize, Vec<Failure>) {
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for plan in plans {
+        for case in cases(&root.join(&plan.id)) {
+            ran += 1;
+            if let Err(message) = run_case(plan, &case) {
+                failures.push(Failure { case, message });
+            }
+        }
+    }
+    (ran, failures)
+}
