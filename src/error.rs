@@ -15,13 +15,7 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn new(status: u16, kind: &str, message: impl Into<String>) -> Self {
-        GatewayError {
-            status,
-            message: message.into(),
-            kind: kind.to_string(),
-            code: None,
-            param: None,
-        }
+        GatewayError { status, message: message.into(), kind: kind.to_string(), code: None, param: None }
     }
 
     pub fn with_code(mut self, code: &str) -> Self {

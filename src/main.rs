@@ -59,19 +59,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&schema()).expect("schema serialises")
-            );
+            println!("{}", serde_json::to_string_pretty(&schema()).expect("schema serialises"));
             ExitCode::SUCCESS
         }
         Command::Check { paths, vectors } => check(paths, vectors),
-        Command::Serve {
-            mappings,
-            listen,
-            upstream_timeout,
-            max_body_bytes,
-        } => {
+        Command::Serve { mappings, listen, upstream_timeout, max_body_bytes } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
@@ -79,10 +71,7 @@ fn main() -> ExitCode {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
             let config = Config {
                 max_body_bytes,
                 upstream_timeout: Duration::from_secs_f64(upstream_timeout.max(0.001)),
@@ -99,38 +88,25 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(
-    mappings: Option<PathBuf>,
-    listen: SocketAddr,
-    config: Config,
-) -> anyhow::Result<()> {
-    let (registry, errors) = load_registry(mappings.as_deref(), None).with_context(|| {
-        format!(
-            "reading mappings from {}",
-            mappings.as_deref().unwrap_or(Path::new("")).display()
-        )
-    })?;
+async fn serve(mappings: Option<PathBuf>, listen: SocketAddr, config: Config) -> anyhow::Result<()> {
+    let (registry, errors) = load_registry(mappings.as_deref(), None)
+        .with_context(|| format!("reading mappings from {}", mappings.as_deref().unwrap_or(Path::new("")).display()))?;
     if !errors.is_empty() {
         for e in &errors {
             eprintln!("{e}");
         }
-        anyhow::bail!(
-            "{} problem(s) in the mapping files; `lightport check` shows them too",
-            errors.len()
-        );
+        anyhow::bail!("{} problem(s) in the mapping files; `lightport check` shows them too", errors.len());
     }
     let registry = Arc::new(ArcSwap::from_pointee(registry));
     let _watcher = match &mappings {
-        Some(dir) if dir.is_dir() => Some(
-            watch(dir.clone(), Arc::clone(&registry)).context("watching the mappings directory")?,
-        ),
+        Some(dir) if dir.is_dir() => {
+            Some(watch(dir.clone(), Arc::clone(&registry)).context("watching the mappings directory")?)
+        }
         _ => None,
     };
     let providers = registry.load().providers().len();
     let state = AppState::new(registry, config);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!("lightport listening on http://{addr} with {providers} providers");
     axum::serve(listener, router(state))
@@ -144,21 +120,11 @@ async fn serve(
 /// Where the vectors of a mapping directory are found: `<dir>/vectors/` and, in a repository
 /// laid out like this one, `<dir>/../tests/fixtures/`.
 fn vector_roots(dir: &Path) -> Vec<PathBuf> {
-    [
-        dir.join("vectors"),
-        dir.join("..").join("tests").join("fixtures"),
-    ]
-    .into_iter()
-    .filter(|p| p.is_dir())
-    .collect()
+    [dir.join("vectors"), dir.join("..").join("tests").join("fixtures")].into_iter().filter(|p| p.is_dir()).collect()
 }
 
 fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from("mappings")]
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { vec![PathBuf::from("mappings")] } else { paths };
     let mut own: Vec<SourceFile> = Vec::new();
     let mut roots: Vec<PathBuf> = extra_vectors;
     for p in &paths {
@@ -169,16 +135,8 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
-        let dir = if p.is_dir() {
-            p.clone()
-        } else {
-            p.parent().map(Path::to_path_buf).unwrap_or_default()
-        };
-        for r in vector_roots(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            &dir
-        }) {
+        let dir = if p.is_dir() { p.clone() } else { p.parent().map(Path::to_path_buf).unwrap_or_default() };
+        for r in vector_roots(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir }) {
             if !roots.contains(&r) {
                 roots.push(r);
             }
@@ -195,18 +153,12 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
     let ids: Vec<&str> = own.iter().map(|f| f.id.as_str()).collect();
     // The file as written (no environment), exactly as `serve` loads it.
     let (_, errors) = load(&sources, &|_| None);
-    let errors: Vec<_> = errors
-        .into_iter()
-        .filter(|e| ids.contains(&e.id.as_str()))
-        .collect();
+    let errors: Vec<_> = errors.into_iter().filter(|e| ids.contains(&e.id.as_str())).collect();
     for e in &errors {
         println!("{e}");
     }
     let (plans, _) = vectors::plans_for_vectors(&sources);
-    let plans: Vec<_> = plans
-        .into_iter()
-        .filter(|p| ids.contains(&p.id.as_str()))
-        .collect();
+    let plans: Vec<_> = plans.into_iter().filter(|p| ids.contains(&p.id.as_str())).collect();
     let mut ran = 0;
     let mut failures = Vec::new();
     for root in &roots {
@@ -221,11 +173,7 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
     eprintln!(
         "checked {} mapping file(s), ran {ran} vector(s): {}",
         own.len(),
-        if problems == 0 {
-            "all passed".to_string()
-        } else {
-            format!("{problems} problem(s)")
-        }
+        if problems == 0 { "all passed".to_string() } else { format!("{problems} problem(s)") }
     );
     if problems == 0 {
         ExitCode::SUCCESS

@@ -45,10 +45,7 @@ pub fn read_sources(path: &Path) -> std::io::Result<Vec<SourceFile>> {
         .into_iter()
         .map(|f| {
             Ok(SourceFile {
-                id: f
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                id: f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
                 text: std::fs::read_to_string(&f)?,
                 path: f.display().to_string(),
             })
@@ -97,10 +94,7 @@ impl Registry {
             }
         }
         providers.sort_by(|a, b| a.id.cmp(&b.id));
-        let by_id = providers
-            .iter()
-            .map(|p| (p.id.clone(), Arc::clone(p)))
-            .collect();
+        let by_id = providers.iter().map(|p| (p.id.clone(), Arc::clone(p))).collect();
         (Registry { providers, by_id }, errors)
     }
 
@@ -122,10 +116,8 @@ impl Registry {
         if let Some((prefix, rest)) = model.split_once('/') {
             if let Some(p) = self.by_id.get(prefix) {
                 if rest.is_empty() {
-                    return Err(GatewayError::invalid(format!(
-                        "'{model}' names provider '{prefix}' but no model"
-                    ))
-                    .with_param("model"));
+                    return Err(GatewayError::invalid(format!("'{model}' names provider '{prefix}' but no model"))
+                        .with_param("model"));
                 }
                 return Ok((Arc::clone(p), rest.to_string()));
             }
@@ -154,24 +146,14 @@ impl Registry {
 }
 
 /// Load the registry for `dir` with the process environment.
-pub fn load_registry(
-    dir: Option<&Path>,
-    previous: Option<&Registry>,
-) -> std::io::Result<(Registry, Vec<LoadError>)> {
+pub fn load_registry(dir: Option<&Path>, previous: Option<&Registry>) -> std::io::Result<(Registry, Vec<LoadError>)> {
     let sources = sources_with(dir)?;
-    Ok(Registry::build(
-        &sources,
-        &|k| std::env::var(k).ok(),
-        previous,
-    ))
+    Ok(Registry::build(&sources, &|k| std::env::var(k).ok(), previous))
 }
 
 /// Watch `dir` and swap in a recompiled registry after each change. Problems are logged; a broken
 /// file keeps its last good plan. The returned watcher must be kept alive.
-pub fn watch(
-    dir: PathBuf,
-    current: Arc<ArcSwap<Registry>>,
-) -> notify::Result<notify::RecommendedWatcher> {
+pub fn watch(dir: PathBuf, current: Arc<ArcSwap<Registry>>) -> notify::Result<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {

@@ -11,11 +11,7 @@ use crate::plan::{Auth, EndpointPlan, Policy, ProviderPlan};
 use crate::stream::StreamTranslator;
 use crate::transform::{key_text_of, Scope};
 
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Facts about one call, visible to transforms as `$ctx`.
 #[derive(Debug, Clone)]
@@ -33,11 +29,7 @@ pub struct CallContext {
 
 impl CallContext {
     pub fn to_value(&self, plan: &ProviderPlan) -> Value {
-        let vars: Map<String, Value> = plan
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
+        let vars: Map<String, Value> = plan.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         json!({
             "provider": self.provider,
             "model": self.model,
@@ -88,11 +80,7 @@ pub struct UpstreamRequest {
 }
 
 /// Apply the endpoint's parameter policies to the canonical request, in request order.
-fn apply_params(
-    ep: &EndpointPlan,
-    provider: &str,
-    body: &mut Map<String, Value>,
-) -> Result<Vec<String>, GatewayError> {
+fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Map<String, Value>) -> Result<Vec<String>, GatewayError> {
     let mut dropped = Vec::new();
     let mut renames = Vec::new();
     let keys: Vec<String> = body.keys().cloned().collect();
@@ -107,11 +95,9 @@ fn apply_params(
         };
         let value = &body[&key];
         let reject = || {
-            GatewayError::invalid(format!(
-                "parameter '{key}' is not supported by provider '{provider}'"
-            ))
-            .with_param(key.clone())
-            .with_code("unsupported_parameter")
+            GatewayError::invalid(format!("parameter '{key}' is not supported by provider '{provider}'"))
+                .with_param(key.clone())
+                .with_code("unsupported_parameter")
         };
         match policy {
             Policy::Keep => {}
@@ -142,30 +128,22 @@ fn apply_params(
 pub fn build_request(
     plan: &ProviderPlan,
     endpoint: Endpoint,
-    mut body: Value,
+    body: &mut Value,
     ctx: &CallContext,
     client_key: Option<&str>,
 ) -> Result<UpstreamRequest, GatewayError> {
     let ep = endpoint.of(plan).ok_or_else(|| {
-        GatewayError::invalid(format!(
-            "provider '{}' does not offer {}",
-            plan.id,
-            endpoint.name()
-        ))
-        .with_code("unsupported_endpoint")
+        GatewayError::invalid(format!("provider '{}' does not offer {}", plan.id, endpoint.name()))
+            .with_code("unsupported_endpoint")
     })?;
-    let Value::Object(map) = &mut body else {
-        return Err(GatewayError::invalid(
-            "the request body must be a JSON object",
-        ));
+    let Value::Object(map) = body else {
+        return Err(GatewayError::invalid("the request body must be a JSON object"));
     };
     let dropped = apply_params(ep, &plan.id, map)?;
     let ctx_value = ctx.to_value(plan);
     let upstream_body = {
-        let scope = Scope::new(&body, &ctx_value, &Value::Null);
-        ep.request
-            .eval_owned(&scope)
-            .unwrap_or(Value::Object(Map::new()))
+        let scope = Scope::new(body, &ctx_value, &Value::Null);
+        ep.request.eval_owned(&scope).unwrap_or(Value::Object(Map::new()))
     };
     let base = plan.base_url.as_deref().ok_or_else(|| {
         GatewayError::bad_gateway(format!(
@@ -175,40 +153,21 @@ pub fn build_request(
         ))
         .with_code("no_base_url")
     })?;
-    let vars = TemplateVars {
-        model: &ctx.model,
-        stream: ctx.stream,
-        vars: &plan.vars,
-    };
+    let vars = TemplateVars { model: &ctx.model, stream: ctx.stream, vars: &plan.vars };
     let path = match (&ep.stream_path, ctx.stream) {
         (Some(p), true) => p,
         _ => &ep.path,
     };
     let mut pq = String::with_capacity(64);
     path.render(&vars, true, &mut pq);
-    let mut query: Vec<(&str, String)> = ep
-        .query
-        .iter()
-        .map(|(k, t)| (k.as_str(), t.render_string(&vars, false)))
-        .collect();
+    let mut query: Vec<(&str, String)> =
+        ep.query.iter().map(|(k, t)| (k.as_str(), t.render_string(&vars, false))).collect();
     if ctx.stream {
-        query.extend(
-            ep.stream_query
-                .iter()
-                .map(|(k, t)| (k.as_str(), t.render_string(&vars, false))),
-        );
+        query.extend(ep.stream_query.iter().map(|(k, t)| (k.as_str(), t.render_string(&vars, false))));
     }
-    let key = plan
-        .key
-        .as_ref()
-        .map(|s| s.0.as_str())
-        .or(client_key)
-        .filter(|k| !k.is_empty());
+    let key = plan.key.as_ref().map(|s| s.0.as_str()).or(client_key).filter(|k| !k.is_empty());
     let mut headers = HeaderMap::with_capacity(plan.headers.len() + ep.headers.len() + 2);
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match (&plan.auth, key) {
         (Auth::None, _) => {}
         (_, None) => {
@@ -255,29 +214,22 @@ pub fn build_request(
     })
 }
 
-/// Upstream success body → canonical response.
+/// Upstream success body → canonical response. `request` is the canonical request as sent
+/// (after `build_request`), visible to the transform as `$request`.
 pub fn translate_response(
     plan: &ProviderPlan,
     endpoint: Endpoint,
+    request: &Value,
     body: &[u8],
     ctx: &CallContext,
 ) -> Result<Value, GatewayError> {
-    let ep = endpoint
-        .of(plan)
-        .ok_or_else(|| GatewayError::invalid("endpoint not offered"))?;
-    let upstream: Value = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::bad_gateway(format!(
-            "provider '{}' answered with invalid JSON: {e}",
-            plan.id
-        ))
-    })?;
+    let ep = endpoint.of(plan).ok_or_else(|| GatewayError::invalid("endpoint not offered"))?;
+    let upstream: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::bad_gateway(format!("provider '{}' answered with invalid JSON: {e}", plan.id)))?;
     let ctx_value = ctx.to_value(plan);
-    let scope = Scope::new(&upstream, &ctx_value, &Value::Null);
+    let scope = Scope::new(&upstream, &ctx_value, &Value::Null).with_request(request);
     ep.response.eval_owned(&scope).ok_or_else(|| {
-        GatewayError::bad_gateway(format!(
-            "provider '{}' answered with a body the mapping cannot read",
-            plan.id
-        ))
+        GatewayError::bad_gateway(format!("provider '{}' answered with a body the mapping cannot read", plan.id))
     })
 }
 
@@ -289,17 +241,13 @@ pub fn translate_error(
     body: &[u8],
     ctx: &CallContext,
 ) -> GatewayError {
-    let upstream: Value = serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+    let upstream: Value =
+        serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
     let mut ctx_value = ctx.to_value(plan);
     ctx_value["status"] = Value::from(status);
     let scope = Scope::new(&upstream, &ctx_value, &Value::Null);
     let errors = endpoint.of(plan).map(|ep| &ep.errors);
-    let field = |f: Option<&crate::transform::Expr>| {
-        f.and_then(|e| e.eval(&scope))
-            .as_deref()
-            .and_then(key_text_of)
-    };
+    let field = |f: Option<&crate::transform::Expr>| f.and_then(|e| e.eval(&scope)).as_deref().and_then(key_text_of);
     let default_status = match status {
         400..=499 | 503 | 504 => status,
         _ => 502,
@@ -307,10 +255,7 @@ pub fn translate_error(
     let status = errors
         .and_then(|e| e.status.as_ref())
         .and_then(|e| e.eval(&scope))
-        .and_then(|v| {
-            v.as_u64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        })
+        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
         .and_then(|s| u16::try_from(s).ok())
         .filter(|s| (400..600).contains(s))
         .unwrap_or(default_status);
@@ -338,11 +283,7 @@ pub fn translate_error(
 }
 
 /// A translator for one streamed answer, or `None` when the endpoint has no stream rules.
-pub fn stream_translator(
-    plan: &ProviderPlan,
-    endpoint: Endpoint,
-    ctx: &CallContext,
-) -> Option<StreamTranslator> {
+pub fn stream_translator(plan: &ProviderPlan, endpoint: Endpoint, ctx: &CallContext) -> Option<StreamTranslator> {
     let sp = endpoint.of(plan)?.stream.clone()?;
     Some(StreamTranslator::new(sp, ctx.to_value(plan)))
 }

@@ -30,17 +30,8 @@ impl Upstream {
     }
 
     /// Send and wait for the response headers.
-    pub async fn send(
-        &self,
-        provider: &str,
-        req: UpstreamRequest,
-    ) -> Result<reqwest::Response, GatewayError> {
-        let fut = self
-            .client
-            .request(req.method, &req.url)
-            .headers(req.headers)
-            .body(req.body)
-            .send();
+    pub async fn send(&self, provider: &str, req: UpstreamRequest) -> Result<reqwest::Response, GatewayError> {
+        let fut = self.client.request(req.method, &req.url).headers(req.headers).body(req.body).send();
         match tokio::time::timeout(self.timeout, fut).await {
             Err(_) => Err(self.timed_out(provider)),
             Ok(Err(e)) => Err(request_error(provider, e)),
@@ -49,12 +40,7 @@ impl Upstream {
     }
 
     /// Read a whole (non-stream) body, bounded by the timeout and by `limit` bytes.
-    pub async fn body(
-        &self,
-        provider: &str,
-        mut resp: reqwest::Response,
-        limit: usize,
-    ) -> Result<Bytes, GatewayError> {
+    pub async fn body(&self, provider: &str, mut resp: reqwest::Response, limit: usize) -> Result<Bytes, GatewayError> {
         let read = async {
             let mut buf = bytes::BytesMut::new();
             while let Some(chunk) = resp.chunk().await.map_err(|e| request_error(provider, e))? {
@@ -67,16 +53,11 @@ impl Upstream {
             }
             Ok(buf.freeze())
         };
-        tokio::time::timeout(self.timeout, read)
-            .await
-            .unwrap_or_else(|_| Err(self.timed_out(provider)))
+        tokio::time::timeout(self.timeout, read).await.unwrap_or_else(|_| Err(self.timed_out(provider)))
     }
 
     pub fn timed_out(&self, provider: &str) -> GatewayError {
-        GatewayError::timeout(format!(
-            "provider '{provider}' did not answer within {} s",
-            self.timeout.as_secs_f64()
-        ))
+        GatewayError::timeout(format!("provider '{provider}' did not answer within {} s", self.timeout.as_secs_f64()))
     }
 }
 
@@ -86,10 +67,6 @@ pub fn request_error(provider: &str, e: reqwest::Error) -> GatewayError {
     if e.is_timeout() {
         return GatewayError::timeout(format!("provider '{provider}' timed out"));
     }
-    let what = if e.is_connect() {
-        "cannot connect to"
-    } else {
-        "lost the connection to"
-    };
+    let what = if e.is_connect() { "cannot connect to" } else { "lost the connection to" };
     GatewayError::bad_gateway(format!("{what} provider '{provider}'"))
 }

@@ -57,20 +57,14 @@ impl fmt::Display for Failure {
 /// The case folders of one provider, sorted.
 pub fn cases(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.join("request.json").is_file())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join("request.json").is_file()).collect())
         .unwrap_or_default();
     out.sort();
     out
 }
 
 fn read_json(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", path.display()))
 }
 
@@ -92,9 +86,7 @@ pub fn diff(expected: &Value, actual: &Value) -> Option<String> {
                     }
                     ptr.truncate(len);
                 }
-                ma.iter()
-                    .find(|(k, _)| !me.contains_key(*k))
-                    .map(|(k, v)| format!("{ptr}/{k}: unexpected {v}"))
+                ma.iter().find(|(k, _)| !me.contains_key(*k)).map(|(k, v)| format!("{ptr}/{k}: unexpected {v}"))
             }
             (Value::Array(le), Value::Array(la)) => {
                 for (i, (ve, va)) in le.iter().zip(la).enumerate() {
@@ -105,15 +97,9 @@ pub fn diff(expected: &Value, actual: &Value) -> Option<String> {
                     }
                     ptr.truncate(len);
                 }
-                (le.len() != la.len())
-                    .then(|| format!("{ptr}: expected {} items, got {}: {a}", le.len(), la.len()))
+                (le.len() != la.len()).then(|| format!("{ptr}: expected {} items, got {}: {a}", le.len(), la.len()))
             }
-            _ => (e != a).then(|| {
-                format!(
-                    "{}: expected {e}, got {a}",
-                    if ptr.is_empty() { "/" } else { ptr }
-                )
-            }),
+            _ => (e != a).then(|| format!("{}: expected {e}, got {a}", if ptr.is_empty() { "/" } else { ptr })),
         }
     }
     walk(expected, actual, &mut String::new())
@@ -137,30 +123,18 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
     } else {
         Endpoint::Chat
     };
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let ctx = CallContext {
         provider: plan.id.clone(),
-        model: request
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
+        model: request.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
         stream,
-        include_usage: request
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        include_usage: request.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false),
         id: "chatcmpl-test".into(),
         created: CREATED,
     };
-    let expected_status = expected
-        .get("status")
-        .and_then(Value::as_u64)
-        .unwrap_or(200);
-    let up = match translate::build_request(plan, endpoint, request, &ctx, None) {
+    let expected_status = expected.get("status").and_then(Value::as_u64).unwrap_or(200);
+    let mut request = request;
+    let up = match translate::build_request(plan, endpoint, &mut request, &ctx, None) {
         Ok(up) => up,
         Err(e) => {
             if case.join("upstream_request.json").exists() {
@@ -173,10 +147,7 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
     };
     let want_up = read_json(&case.join("upstream_request.json"))?;
     let got_body: Value = serde_json::from_slice(&up.body).map_err(|e| e.to_string())?;
-    let (path, query) = up
-        .path_and_query
-        .split_once('?')
-        .unwrap_or((&up.path_and_query, ""));
+    let (path, query) = up.path_and_query.split_once('?').unwrap_or((&up.path_and_query, ""));
     if let Some(m) = want_up.get("method").and_then(Value::as_str) {
         if m != up.method.as_str() {
             return Err(format!("upstream method: expected {m}, got {}", up.method));
@@ -193,14 +164,7 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
             .filter(|s| !s.is_empty())
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    Value::String(
-                        percent_encoding::percent_decode_str(v)
-                            .decode_utf8_lossy()
-                            .into_owned(),
-                    ),
-                )
+                (k.to_string(), Value::String(percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()))
             })
             .collect();
         if let Some(d) = diff(q, &Value::Object(got)) {
@@ -234,8 +198,7 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
         let want = expected.get("chunks").cloned().unwrap_or(Value::Null);
         // The same bytes, whole and one byte at a time, must translate the same.
         for piece in [raw.len().max(1), 1] {
-            let mut t = translate::stream_translator(plan, endpoint, &ctx)
-                .ok_or("the mapping has no stream rules")?;
+            let mut t = translate::stream_translator(plan, endpoint, &ctx).ok_or("the mapping has no stream rules")?;
             let mut out = BytesMut::new();
             for chunk in raw.chunks(piece) {
                 t.feed(chunk, &mut out);
@@ -243,22 +206,16 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
             t.finish(&mut out);
             let got = Value::Array(sse_payloads(&out));
             if let Some(d) = diff(&want, &got) {
-                return Err(format!(
-                    "stream chunks differ (fed {piece} byte(s) at a time) at {d}"
-                ));
+                return Err(format!("stream chunks differ (fed {piece} byte(s) at a time) at {d}"));
             }
         }
         return Ok(());
     }
     let upstream = read_json(&case.join("upstream_response.json"))?;
-    let status = upstream
-        .get("status")
-        .and_then(Value::as_u64)
-        .unwrap_or(200) as u16;
-    let body = serde_json::to_vec(upstream.get("body").unwrap_or(&Value::Null))
-        .map_err(|e| e.to_string())?;
+    let status = upstream.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;
+    let body = serde_json::to_vec(upstream.get("body").unwrap_or(&Value::Null)).map_err(|e| e.to_string())?;
     let got = if (200..300).contains(&status) {
-        match translate::translate_response(plan, endpoint, &body, &ctx) {
+        match translate::translate_response(plan, endpoint, &request, &body, &ctx) {
             Ok(v) => json!({"status": 200, "body": v}),
             Err(e) => json!({"status": e.status, "body": e.body()}),
         }

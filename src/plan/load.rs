@@ -42,25 +42,18 @@ pub fn schema() -> Value {
     serde_json::to_value(schemars::schema_for!(MappingFile)).expect("a schema serialises")
 }
 
-static VALIDATOR: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
-    jsonschema::validator_for(&schema()).expect("the generated schema is a valid JSON Schema")
-});
+static VALIDATOR: LazyLock<jsonschema::Validator> =
+    LazyLock::new(|| jsonschema::validator_for(&schema()).expect("the generated schema is a valid JSON Schema"));
 
 /// Keys whose values are replaced whole by `extends`, never merged (transforms, lists of rules).
-const REPLACED_WHOLE: &[&str] = &[
-    "request", "response", "stream", "errors", "event", "on", "match", "list",
-];
+const REPLACED_WHOLE: &[&str] = &["request", "response", "stream", "errors", "event", "on", "match", "list"];
 
 fn merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
-                    Some(slot)
-                        if !REPLACED_WHOLE.contains(&k.as_str())
-                            && slot.is_object()
-                            && v.is_object() =>
-                    {
+                    Some(slot) if !REPLACED_WHOLE.contains(&k.as_str()) && slot.is_object() && v.is_object() => {
                         merge(slot, v)
                     }
                     _ => {
@@ -136,9 +129,7 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
             chain.push(parent.to_string());
             return Err(format!("extends forms a cycle: {}", chain.join(" -> ")));
         }
-        cur = parsed
-            .get(parent)
-            .ok_or_else(|| format!("extends '{parent}', but there is no mapping with that id"))?;
+        cur = parsed.get(parent).ok_or_else(|| format!("extends '{parent}', but there is no mapping with that id"))?;
         chain.push(parent.to_string());
         layers.push(cur.clone());
     }
@@ -153,23 +144,12 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
 }
 
 /// Validate one (merged) mapping document and compile it: the one code path of `serve` and `check`.
-fn check(
-    id: &str,
-    path: &str,
-    doc: &Value,
-    env: EnvLookup<'_>,
-) -> Result<ProviderPlan, Vec<Problem>> {
+fn check(id: &str, path: &str, doc: &Value, env: EnvLookup<'_>) -> Result<ProviderPlan, Vec<Problem>> {
     let schema_errors: Vec<(Problem, bool)> = VALIDATOR
         .iter_errors(doc)
         .map(|e| {
-            let vague = matches!(
-                e.kind(),
-                jsonschema::error::ValidationErrorKind::AnyOf { .. }
-            );
-            (
-                Problem::new(e.instance_path().as_str(), e.to_string()),
-                vague,
-            )
+            let vague = matches!(e.kind(), jsonschema::error::ValidationErrorKind::AnyOf { .. });
+            (Problem::new(e.instance_path().as_str(), e.to_string()), vague)
         })
         .collect();
     let file: MappingFile = match serde_json::from_value(doc.clone()) {

@@ -10,8 +10,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
 use crate::spec::{
-    self, AuthSpec, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy, Problem,
-    StreamSpec,
+    self, AuthSpec, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy, Problem, StreamSpec,
 };
 use crate::stream::rules::{Action, StreamPlan};
 use crate::transform::glob::Glob;
@@ -115,51 +114,29 @@ pub fn compile_provider(
         .map(|u| u.trim_end_matches('/').to_string());
     if let Some(u) = &base_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
-            p.push(Problem::new(
-                "/base_url",
-                format!("base URL '{u}' must start with http:// or https://"),
-            ));
+            p.push(Problem::new("/base_url", format!("base URL '{u}' must start with http:// or https://")));
         }
     }
     let auth = match &file.auth {
         AuthSpec::None(_) => Auth::None,
         AuthSpec::Header { header, prefix } => match HeaderName::from_bytes(header.as_bytes()) {
-            Ok(name) => Auth::Header {
-                name,
-                prefix: prefix.clone().unwrap_or_default(),
-            },
+            Ok(name) => Auth::Header { name, prefix: prefix.clone().unwrap_or_default() },
             Err(_) => {
-                p.push(Problem::new(
-                    "/auth/header",
-                    format!("'{header}' is not a valid header name"),
-                ));
+                p.push(Problem::new("/auth/header", format!("'{header}' is not a valid header name")));
                 Auth::None
             }
         },
-        AuthSpec::Query { query } => Auth::Query {
-            name: query.clone(),
-        },
+        AuthSpec::Query { query } => Auth::Query { name: query.clone() },
     };
     let vars: Vec<(String, String)> = file
         .vars
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone()),
-            )
-        })
+        .map(|(k, v)| (k.clone(), env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone())))
         .collect();
     let headers = headers(&file.headers, "/headers", &vars, &mut p);
     let default_errors = file.errors.as_ref();
-    let chat = file
-        .chat
-        .as_ref()
-        .map(|e| endpoint(e, "/chat", default_errors, &vars, &mut p));
-    let embeddings = file
-        .embeddings
-        .as_ref()
-        .map(|e| endpoint(e, "/embeddings", default_errors, &vars, &mut p));
+    let chat = file.chat.as_ref().map(|e| endpoint(e, "/chat", default_errors, &vars, &mut p));
+    let embeddings = file.embeddings.as_ref().map(|e| endpoint(e, "/embeddings", default_errors, &vars, &mut p));
     if !p.is_empty() {
         return Err(p);
     }
@@ -168,9 +145,7 @@ pub fn compile_provider(
         name: file.name.clone(),
         base_url,
         auth,
-        key: env(&format!("{prefix}_API_KEY"))
-            .filter(|k| !k.is_empty())
-            .map(Secret),
+        key: env(&format!("{prefix}_API_KEY")).filter(|k| !k.is_empty()).map(Secret),
         headers,
         vars,
         patterns: file.models.patterns.iter().map(|s| Glob::new(s)).collect(),
@@ -186,10 +161,7 @@ fn template(src: &str, ptr: &str, vars: &[(String, String)], p: &mut Vec<Problem
         Ok(t) => {
             for name in t.var_names() {
                 if !vars.iter().any(|(k, _)| k == name) {
-                    p.push(Problem::new(
-                        ptr,
-                        format!("template names vars.{name}, which `vars` does not define"),
-                    ));
+                    p.push(Problem::new(ptr, format!("template names vars.{name}, which `vars` does not define")));
                 }
             }
             t
@@ -211,10 +183,7 @@ fn headers(
     for (k, v) in map {
         let at = format!("{ptr}/{k}");
         let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
-            p.push(Problem::new(
-                &at,
-                format!("'{k}' is not a valid header name"),
-            ));
+            p.push(Problem::new(&at, format!("'{k}' is not a valid header name")));
             continue;
         };
         if !v.contains("{{") && HeaderValue::from_str(v).is_err() {
@@ -231,9 +200,7 @@ fn query(
     vars: &[(String, String)],
     p: &mut Vec<Problem>,
 ) -> Vec<(String, Template)> {
-    map.iter()
-        .map(|(k, v)| (k.clone(), template(v, &format!("{ptr}/{k}"), vars, p)))
-        .collect()
+    map.iter().map(|(k, v)| (k.clone(), template(v, &format!("{ptr}/{k}"), vars, p))).collect()
 }
 
 fn expr(spec: &spec::ExprSpec, ptr: &str, p: &mut Vec<Problem>) -> Expr {
@@ -283,11 +250,7 @@ fn endpoint(
         }
     }
     let errors = e.errors.as_ref().or(default_errors);
-    let eptr = if e.errors.is_some() {
-        format!("{ptr}/errors")
-    } else {
-        "/errors".to_string()
-    };
+    let eptr = if e.errors.is_some() { format!("{ptr}/errors") } else { "/errors".to_string() };
     let error_field = |f: &Option<spec::ExprSpec>, name: &str, p: &mut Vec<Problem>| {
         f.as_ref().map(|s| expr(s, &format!("{eptr}/{name}"), p))
     };
@@ -301,24 +264,14 @@ fn endpoint(
     EndpointPlan {
         method,
         path: template(&e.path, &format!("{ptr}/path"), vars, p),
-        stream_path: e
-            .stream_path
-            .as_ref()
-            .map(|s| template(s, &format!("{ptr}/stream_path"), vars, p)),
+        stream_path: e.stream_path.as_ref().map(|s| template(s, &format!("{ptr}/stream_path"), vars, p)),
         query: query(&e.query, &format!("{ptr}/query"), vars, p),
         stream_query: query(&e.stream_query, &format!("{ptr}/stream_query"), vars, p),
         headers: headers(&e.headers, &format!("{ptr}/headers"), vars, p),
-        params: Params {
-            rules,
-            unread,
-            reads,
-        },
+        params: Params { rules, unread, reads },
         request,
         response: expr(&e.response, &format!("{ptr}/response"), p),
-        stream: e
-            .stream
-            .as_ref()
-            .map(|s| std::sync::Arc::new(stream(s, &format!("{ptr}/stream"), p))),
+        stream: e.stream.as_ref().map(|s| std::sync::Arc::new(stream(s, &format!("{ptr}/stream"), p))),
         errors,
     }
 }
@@ -333,14 +286,10 @@ fn stream(s: &StreamSpec, ptr: &str, p: &mut Vec<Problem>) -> StreamPlan {
             .enumerate()
             .map(|(i, a)| {
                 let at = format!("{base}/{i}");
-                let map = |m: &BTreeMap<String, spec::ExprSpec>,
-                           field: &str,
-                           p: &mut Vec<Problem>|
-                 -> Vec<(String, Expr)> {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), expr(v, &format!("{at}/{field}/{k}"), p)))
-                        .collect()
-                };
+                let map =
+                    |m: &BTreeMap<String, spec::ExprSpec>, field: &str, p: &mut Vec<Problem>| -> Vec<(String, Expr)> {
+                        m.iter().map(|(k, v)| (k.clone(), expr(v, &format!("{at}/{field}/{k}"), p))).collect()
+                    };
                 if a.emit.is_some() && a.forward.is_some() {
                     p.push(Problem::new(&at, "a step emits or forwards, not both"));
                 }
@@ -350,10 +299,7 @@ fn stream(s: &StreamSpec, ptr: &str, p: &mut Vec<Problem>) -> StreamPlan {
                     add: map(&a.add, "add", p),
                     enumerate: map(&a.enumerate, "enumerate", p),
                     emit: a.emit.as_ref().map(|w| expr(w, &format!("{at}/emit"), p)),
-                    forward: a
-                        .forward
-                        .as_ref()
-                        .map(|w| expr(w, &format!("{at}/forward"), p)),
+                    forward: a.forward.as_ref().map(|w| expr(w, &format!("{at}/forward"), p)),
                     error: a.error.as_ref().map(|w| expr(w, &format!("{at}/error"), p)),
                     end: a.end,
                 }
@@ -369,10 +315,7 @@ fn stream(s: &StreamSpec, ptr: &str, p: &mut Vec<Problem>) -> StreamPlan {
         framing: s.framing,
         passthrough: s.passthrough,
         done: s.done.clone(),
-        event: s
-            .event
-            .as_ref()
-            .map(|e| expr(e, &format!("{ptr}/event"), p)),
+        event: s.event.as_ref().map(|e| expr(e, &format!("{ptr}/event"), p)),
         rules,
         fallback,
     }

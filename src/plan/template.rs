@@ -9,11 +9,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything but unreserved characters is escaped, so an interpolated value can never add a
 /// path segment, a query or a fragment (`/`, `?`, `#`, `:`, `%`, `..` stays inside its segment).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 static ENV: LazyLock<minijinja::Environment<'static>> = LazyLock::new(minijinja::Environment::new);
 
@@ -49,9 +45,7 @@ impl Template {
                 parts.push(Part::Text(rest[..start].to_string()));
             }
             let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| format!("unclosed '{{{{' in template '{source}'"))?;
+            let end = after.find("}}").ok_or_else(|| format!("unclosed '{{{{' in template '{source}'"))?;
             let expr = after[..end].trim();
             let hole = match expr {
                 "model" => Hole::Model,
@@ -93,21 +87,14 @@ impl Template {
                 }
                 Part::Hole(Hole::Model) => vars.model.into(),
                 Part::Hole(Hole::Stream) => if vars.stream { "true" } else { "false" }.into(),
-                Part::Hole(Hole::Var(n)) => vars
-                    .vars
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("")
-                    .into(),
+                Part::Hole(Hole::Var(n)) => {
+                    vars.vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str()).unwrap_or("").into()
+                }
                 Part::Hole(Hole::Expr(e)) => {
-                    let map: std::collections::BTreeMap<String, String> =
-                        vars.vars.iter().cloned().collect();
+                    let map: std::collections::BTreeMap<String, String> = vars.vars.iter().cloned().collect();
                     let ctx = minijinja::context! { model => vars.model, stream => vars.stream, vars => map };
                     match e.eval(ctx) {
-                        Ok(v) if !v.is_undefined() && !v.is_none() => {
-                            std::borrow::Cow::Owned(v.to_string())
-                        }
+                        Ok(v) if !v.is_undefined() && !v.is_none() => std::borrow::Cow::Owned(v.to_string()),
                         _ => "".into(),
                     }
                 }
@@ -134,11 +121,7 @@ mod tests {
     #[test]
     fn holes_are_encoded_so_they_cannot_escape_the_segment() {
         let t = Template::compile("/v1beta/models/{{ model }}:generateContent").unwrap();
-        let vars = TemplateVars {
-            model: "x:generateContent?key=1/../y",
-            stream: false,
-            vars: &[],
-        };
+        let vars = TemplateVars { model: "x:generateContent?key=1/../y", stream: false, vars: &[] };
         assert_eq!(
             t.render_string(&vars, true),
             "/v1beta/models/x%3AgenerateContent%3Fkey%3D1%2F..%2Fy:generateContent"
@@ -148,23 +131,9 @@ mod tests {
     #[test]
     fn vars_and_expressions() {
         let vars = [("api_version".to_string(), "2024-10-21".to_string())];
-        let v = TemplateVars {
-            model: "m",
-            stream: true,
-            vars: &vars,
-        };
-        assert_eq!(
-            Template::compile("{{ vars.api_version }}")
-                .unwrap()
-                .render_string(&v, false),
-            "2024-10-21"
-        );
-        assert_eq!(
-            Template::compile("a{{ 'x' if stream else 'y' }}b")
-                .unwrap()
-                .render_string(&v, false),
-            "axb"
-        );
+        let v = TemplateVars { model: "m", stream: true, vars: &vars };
+        assert_eq!(Template::compile("{{ vars.api_version }}").unwrap().render_string(&v, false), "2024-10-21");
+        assert_eq!(Template::compile("a{{ 'x' if stream else 'y' }}b").unwrap().render_string(&v, false), "axb");
         assert!(Template::compile("{{ model").is_err());
     }
 }

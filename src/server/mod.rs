@@ -51,11 +51,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(registry: Arc<ArcSwap<Registry>>, config: Config) -> Arc<AppState> {
-        Arc::new(AppState {
-            registry,
-            upstream: Upstream::new(config.upstream_timeout),
-            config,
-        })
+        Arc::new(AppState { registry, upstream: Upstream::new(config.upstream_timeout), config })
     }
 }
 
@@ -78,17 +74,13 @@ pub fn error_response(e: &GatewayError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut resp = (status, axum::Json(e.body())).into_response();
     if e.status == 405 {
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
     }
     resp
 }
 
 async fn not_found(req: Request) -> Response {
-    error_response(&GatewayError::not_found(
-        format!("no route for {} {}", req.method(), req.uri().path()),
-        "not_found",
-    ))
+    error_response(&GatewayError::not_found(format!("no route for {} {}", req.method(), req.uri().path()), "not_found"))
 }
 
 async fn method_not_allowed(req: Request) -> Response {
@@ -96,11 +88,7 @@ async fn method_not_allowed(req: Request) -> Response {
         &GatewayError::new(
             405,
             "invalid_request_error",
-            format!(
-                "method {} is not allowed on {}",
-                req.method(),
-                req.uri().path()
-            ),
+            format!("method {} is not allowed on {}", req.method(), req.uri().path()),
         )
         .with_code("method_not_allowed"),
     )
@@ -116,7 +104,9 @@ async fn models(State(state): State<Arc<AppState>>) -> Response {
         .providers()
         .iter()
         .flat_map(|p| {
-            p.models.iter().map(move |m| json!({"id": format!("{}/{m}", p.id), "object": "model", "created": 0, "owned_by": p.id}))
+            p.models
+                .iter()
+                .map(move |m| json!({"id": format!("{}/{m}", p.id), "object": "model", "created": 0, "owned_by": p.id}))
         })
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
@@ -126,44 +116,28 @@ static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 /// A short unique id: process start nanos mixed with a counter.
 fn request_id() -> String {
-    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    });
+    static SEED: std::sync::LazyLock<u64> =
+        std::sync::LazyLock::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     let n = REQUESTS.fetch_add(1, Ordering::Relaxed);
     let x = (*SEED ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     format!("{:016x}", x ^ (x >> 31))
 }
 
-async fn read_body(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Bytes, GatewayError> {
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
     let limit = state.config.max_body_bytes;
     let too_large = || {
-        GatewayError::new(
-            413,
-            "invalid_request_error",
-            format!("the request body is larger than {limit} bytes"),
-        )
-        .with_code("request_too_large")
+        GatewayError::new(413, "invalid_request_error", format!("the request body is larger than {limit} bytes"))
+            .with_code("request_too_large")
     };
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
     match encoding.as_deref() {
         None | Some("") | Some("identity") => Ok(raw),
         Some("gzip") | Some("x-gzip") => {
             use std::io::Read;
             let mut out = Vec::new();
             let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
-            dec.read_to_end(&mut out)
-                .map_err(|_| GatewayError::invalid("the body is not valid gzip"))?;
+            dec.read_to_end(&mut out).map_err(|_| GatewayError::invalid("the body is not valid gzip"))?;
             if out.len() > limit {
                 return Err(too_large());
             }
@@ -181,39 +155,25 @@ async fn read_body(
 fn parse_object(bytes: &[u8]) -> Result<Value, GatewayError> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(GatewayError::invalid(
-            "the request body must be a JSON object",
-        )),
-        Err(e) => Err(
-            GatewayError::invalid(format!("the request body is not valid JSON: {e}"))
-                .with_code("invalid_json"),
-        ),
+        Ok(_) => Err(GatewayError::invalid("the request body must be a JSON object")),
+        Err(e) => {
+            Err(GatewayError::invalid(format!("the request body is not valid JSON: {e}")).with_code("invalid_json"))
+        }
     }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let v = v
-        .strip_prefix("Bearer ")
-        .or_else(|| v.strip_prefix("bearer "))?
-        .trim();
+    let v = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
     (!v.is_empty()).then_some(v)
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Headers every answer carries: request id, provider, the gateway's own time, dropped params.
-fn decorate(
-    resp: &mut Response,
-    rid: &str,
-    provider: Option<&str>,
-    dropped: &[String],
-    overhead: Option<Duration>,
-) {
+fn decorate(resp: &mut Response, rid: &str, provider: Option<&str>, dropped: &[String], overhead: Option<Duration>) {
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(rid) {
         h.insert("x-request-id", v);
@@ -227,10 +187,7 @@ fn decorate(
         }
     }
     if let Some(d) = overhead {
-        h.insert(
-            "x-lightport-overhead-us",
-            HeaderValue::from(d.as_micros() as u64),
-        );
+        h.insert("x-lightport-overhead-us", HeaderValue::from(d.as_micros() as u64));
     }
 }
 
@@ -251,11 +208,7 @@ struct Failure {
 
 impl From<GatewayError> for Failure {
     fn from(error: GatewayError) -> Self {
-        Failure {
-            error,
-            provider: None,
-            dropped: Vec::new(),
-        }
+        Failure { error, provider: None, dropped: Vec::new() }
     }
 }
 
@@ -295,17 +248,11 @@ async fn call(
         Endpoint::Chat => validate::chat(obj)?,
         Endpoint::Embeddings => validate::embeddings(obj)?,
     }
-    let stream =
-        endpoint == Endpoint::Chat && obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = obj
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let stream = endpoint == Endpoint::Chat && obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage =
+        obj.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     let registry = state.registry.load();
-    let provider_header = headers
-        .get("x-lightport-provider")
-        .and_then(|v| v.to_str().ok());
+    let provider_header = headers.get("x-lightport-provider").and_then(|v| v.to_str().ok());
     let (plan, model) = registry.route(validate::model(obj)?, provider_header)?;
     let fail = |error: GatewayError, dropped: &[String]| Failure {
         error,
@@ -334,22 +281,13 @@ async fn call(
     } else {
         None
     };
-    let up = translate::build_request(&plan, endpoint, body, &ctx, bearer(headers))
-        .map_err(|e| fail(e, &[]))?;
+    let up = translate::build_request(&plan, endpoint, &mut body, &ctx, bearer(headers)).map_err(|e| fail(e, &[]))?;
     let dropped = up.dropped.clone();
     let prepared = started.elapsed();
-    let resp = state
-        .upstream
-        .send(&plan.id, up)
-        .await
-        .map_err(|e| fail(e, &dropped))?;
+    let resp = state.upstream.send(&plan.id, up).await.map_err(|e| fail(e, &dropped))?;
     let status = resp.status();
     if !status.is_success() {
-        let body = state
-            .upstream
-            .body(&plan.id, resp, 1 << 20)
-            .await
-            .unwrap_or_default();
+        let body = state.upstream.body(&plan.id, resp, 1 << 20).await.unwrap_or_default();
         let error = translate::translate_error(&plan, endpoint, status.as_u16(), &body, &ctx);
         tracing::debug!(request_id = %rid, provider = %plan.id, upstream_status = status.as_u16(), "upstream error");
         return Err(fail(error, &dropped));
@@ -365,9 +303,7 @@ async fn call(
                 match event {
                     StreamEvent::Data(chunk) => translator.feed(&chunk, &mut out),
                     StreamEvent::End => translator.finish(&mut out),
-                    StreamEvent::Failed(e) => {
-                        translator.fail(&mut out, &e.message, &e.kind, e.code.as_deref())
-                    }
+                    StreamEvent::Failed(e) => translator.fail(&mut out, &e.message, &e.kind, e.code.as_deref()),
                 }
                 (out.freeze(), translator.is_finished())
             },
@@ -376,29 +312,22 @@ async fn call(
         );
         let mut resp = Response::new(Body::from_stream(body));
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         decorate(&mut resp, rid, Some(&plan.id), &dropped, Some(prepared));
         return Ok(resp);
     }
-    let body = state
+    let reply = state
         .upstream
         .body(&plan.id, resp, state.config.max_upstream_body_bytes)
         .await
         .map_err(|e| fail(e, &dropped))?;
     let translated_at = Instant::now();
-    let out = translate::translate_response(&plan, endpoint, &body, &ctx)
-        .map_err(|e| fail(e, &dropped))?;
+    let out = translate::translate_response(&plan, endpoint, &body, &reply, &ctx).map_err(|e| fail(e, &dropped))?;
     let bytes = serde_json::to_vec(&out).expect("JSON values serialise");
     let overhead = prepared + translated_at.elapsed();
     let mut resp = Response::new(Body::from(bytes));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(&mut resp, rid, Some(&plan.id), &dropped, Some(overhead));
     Ok(resp)
 }
@@ -429,13 +358,7 @@ where
         timeout: Duration,
         provider: String,
     }
-    let pump = Pump {
-        upstream,
-        step,
-        done: false,
-        timeout,
-        provider,
-    };
+    let pump = Pump { upstream, step, done: false, timeout, provider };
     futures_util::stream::unfold(pump, |mut p| async move {
         loop {
             if p.done {

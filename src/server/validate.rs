@@ -23,11 +23,7 @@ fn expect(
     }
 }
 
-fn required_str<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    field: &str,
-) -> Result<&'a str, GatewayError> {
+fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a str, GatewayError> {
     match obj.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(bad(field, "must not be empty")),
@@ -36,19 +32,8 @@ fn required_str<'a>(
     }
 }
 
-const NUMBERS: &[&str] = &[
-    "temperature",
-    "top_p",
-    "frequency_penalty",
-    "presence_penalty",
-];
-const INTEGERS: &[&str] = &[
-    "max_tokens",
-    "max_completion_tokens",
-    "n",
-    "seed",
-    "top_logprobs",
-];
+const NUMBERS: &[&str] = &["temperature", "top_p", "frequency_penalty", "presence_penalty"];
+const INTEGERS: &[&str] = &["max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"];
 const BOOLS: &[&str] = &["stream", "logprobs", "parallel_tool_calls"];
 
 /// The model name of a request, after checking its type.
@@ -74,27 +59,9 @@ pub fn chat(body: &Map<String, Value>) -> Result<(), GatewayError> {
         |v| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
         "a string or an array of strings",
     )?;
-    expect(
-        body,
-        "stream_options",
-        "stream_options",
-        Value::is_object,
-        "an object",
-    )?;
-    expect(
-        body,
-        "response_format",
-        "response_format",
-        Value::is_object,
-        "an object",
-    )?;
-    expect(
-        body,
-        "tool_choice",
-        "tool_choice",
-        |v| v.is_string() || v.is_object(),
-        "a string or an object",
-    )?;
+    expect(body, "stream_options", "stream_options", Value::is_object, "an object")?;
+    expect(body, "response_format", "response_format", Value::is_object, "an object")?;
+    expect(body, "tool_choice", "tool_choice", |v| v.is_string() || v.is_object(), "a string or an object")?;
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) => return Err(bad("messages", "must not be empty")),
@@ -117,13 +84,7 @@ pub fn chat(body: &Map<String, Value>) -> Result<(), GatewayError> {
                 return Err(bad(&format!("{field}.function"), "expected an object"));
             };
             required_str(f, "name", &format!("{field}.function.name"))?;
-            expect(
-                f,
-                "parameters",
-                &format!("{field}.function.parameters"),
-                Value::is_object,
-                "an object",
-            )?;
+            expect(f, "parameters", &format!("{field}.function.parameters"), Value::is_object, "an object")?;
         }
     }
     Ok(())
@@ -134,14 +95,8 @@ fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
         return Err(bad(field, "expected an object"));
     };
     let role = required_str(m, "role", &format!("{field}.role"))?;
-    if !matches!(
-        role,
-        "system" | "developer" | "user" | "assistant" | "tool" | "function"
-    ) {
-        return Err(bad(
-            &format!("{field}.role"),
-            "expected one of system, developer, user, assistant, tool",
-        ));
+    if !matches!(role, "system" | "developer" | "user" | "assistant" | "tool" | "function") {
+        return Err(bad(&format!("{field}.role"), "expected one of system, developer, user, assistant, tool"));
     }
     match m.get("content") {
         None | Some(Value::Null) | Some(Value::String(_)) => {}
@@ -158,10 +113,7 @@ fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
                         }
                     }
                     "image_url" => {
-                        let url = p
-                            .get("image_url")
-                            .and_then(|u| u.get("url").or(Some(u)))
-                            .filter(|u| u.is_string());
+                        let url = p.get("image_url").and_then(|u| u.get("url").or(Some(u))).filter(|u| u.is_string());
                         if url.is_none() {
                             return Err(bad(&format!("{pf}.image_url.url"), "expected a string"));
                         }
@@ -170,12 +122,7 @@ fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
                 }
             }
         }
-        Some(_) => {
-            return Err(bad(
-                &format!("{field}.content"),
-                "expected a string or an array of content parts",
-            ))
-        }
+        Some(_) => return Err(bad(&format!("{field}.content"), "expected a string or an array of content parts")),
     }
     if role == "tool" {
         required_str(m, "tool_call_id", &format!("{field}.tool_call_id"))?;
@@ -193,13 +140,7 @@ fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
                 return Err(bad(&format!("{cf}.function"), "expected an object"));
             };
             required_str(f, "name", &format!("{cf}.function.name"))?;
-            expect(
-                f,
-                "arguments",
-                &format!("{cf}.function.arguments"),
-                Value::is_string,
-                "a string",
-            )?;
+            expect(f, "arguments", &format!("{cf}.function.arguments"), Value::is_string, "a string")?;
         }
     }
     Ok(())
@@ -212,26 +153,15 @@ pub fn embeddings(body: &Map<String, Value>) -> Result<(), GatewayError> {
         Some(Value::Array(items)) if !items.is_empty() => {
             items.iter().all(Value::is_string)
                 || items.iter().all(|v| v.is_u64())
-                || items
-                    .iter()
-                    .all(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)))
+                || items.iter().all(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_u64)))
         }
         None | Some(Value::Null) => return Err(bad("input", "is required")),
         _ => false,
     };
     if !ok {
-        return Err(bad(
-            "input",
-            "expected a string, an array of strings, or token arrays",
-        ));
+        return Err(bad("input", "expected a string, an array of strings, or token arrays"));
     }
-    expect(
-        body,
-        "dimensions",
-        "dimensions",
-        |v| v.is_u64(),
-        "a positive integer",
-    )?;
+    expect(body, "dimensions", "dimensions", |v| v.is_u64(), "a positive integer")?;
     expect(
         body,
         "encoding_format",

@@ -130,8 +130,7 @@ mod tests {
 
     #[test]
     fn pointers_find_their_lines() {
-        let src =
-            "# comment\nname: x\nchat:\n  path: /a\n  request:\n    - one\n    - { $each: $.m }\n";
+        let src = "# comment\nname: x\nchat:\n  path: /a\n  request:\n    - one\n    - { $each: $.m }\n";
         let idx = LineIndex::new(src);
         assert_eq!(idx.line_of("/name"), 2);
         assert_eq!(idx.line_of("/chat/path"), 4);

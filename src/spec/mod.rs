@@ -75,10 +75,7 @@ pub enum NoAuth {
 
 impl Default for AuthSpec {
     fn default() -> Self {
-        AuthSpec::Header {
-            header: "authorization".into(),
-            prefix: Some("Bearer ".into()),
-        }
+        AuthSpec::Header { header: "authorization".into(), prefix: Some("Bearer ".into()) }
     }
 }
 
@@ -261,9 +258,6 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem {
-            pointer: pointer.into(),
-            message: message.into(),
-        }
+        Problem { pointer: pointer.into(), message: message.into() }
     }
 }

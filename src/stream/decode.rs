@@ -70,10 +70,7 @@ impl Decoder {
             Framing::Ndjson => {
                 let t = line.trim();
                 if !t.is_empty() {
-                    out.push(Event {
-                        name: None,
-                        data: t.to_string(),
-                    });
+                    out.push(Event { name: None, data: t.to_string() });
                 }
             }
             Framing::Sse => {
@@ -108,10 +105,7 @@ impl Decoder {
 
     fn dispatch(&mut self, out: &mut Vec<Event>) {
         if self.has_data {
-            out.push(Event {
-                name: self.name.take(),
-                data: std::mem::take(&mut self.data),
-            });
+            out.push(Event { name: self.name.take(), data: std::mem::take(&mut self.data) });
         }
         self.name = None;
         self.has_data = false;
@@ -136,34 +130,18 @@ mod tests {
     fn sse_survives_any_split() {
         let input = "event: a\r\ndata: {\"t\":\"h\u{e9}llo \u{1F600}\"}\r\n\r\n: comment\n\nevent: b\ndata: line1\ndata: line2\n\ndata:x\n\n";
         let expected = vec![
-            Event {
-                name: Some("a".into()),
-                data: "{\"t\":\"h\u{e9}llo \u{1F600}\"}".into(),
-            },
-            Event {
-                name: Some("b".into()),
-                data: "line1\nline2".into(),
-            },
-            Event {
-                name: None,
-                data: "x".into(),
-            },
+            Event { name: Some("a".into()), data: "{\"t\":\"h\u{e9}llo \u{1F600}\"}".into() },
+            Event { name: Some("b".into()), data: "line1\nline2".into() },
+            Event { name: None, data: "x".into() },
         ];
         for piece in 1..input.len() {
-            assert_eq!(
-                decode_in_pieces(Framing::Sse, input.as_bytes(), piece),
-                expected,
-                "piece size {piece}"
-            );
+            assert_eq!(decode_in_pieces(Framing::Sse, input.as_bytes(), piece), expected, "piece size {piece}");
         }
     }
 
     #[test]
     fn sse_flushes_an_unterminated_last_event() {
-        assert_eq!(
-            decode_in_pieces(Framing::Sse, b"data: 1\n\ndata: 2", 3).len(),
-            2
-        );
+        assert_eq!(decode_in_pieces(Framing::Sse, b"data: 1\n\ndata: 2", 3).len(), 2);
     }
 
     #[test]

@@ -36,13 +36,7 @@ pub struct StreamPlan {
 impl StreamPlan {
     /// Whether the stream has a recognisable normal end; without one, end of input is the end.
     fn knows_its_end(&self) -> bool {
-        self.done.is_some()
-            || self
-                .rules
-                .values()
-                .chain(self.fallback.iter())
-                .flatten()
-                .any(|a| a.end)
+        self.done.is_some() || self.rules.values().chain(self.fallback.iter()).flatten().any(|a| a.end)
     }
 }
 
@@ -66,14 +60,8 @@ impl StreamTranslator {
     pub fn new(plan: Arc<StreamPlan>, ctx: Value) -> StreamTranslator {
         let mut state = Map::new();
         state.insert("id".into(), ctx.get("id").cloned().unwrap_or(Value::Null));
-        state.insert(
-            "model".into(),
-            ctx.get("model").cloned().unwrap_or(Value::Null),
-        );
-        let include_usage = ctx
-            .get("include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        state.insert("model".into(), ctx.get("model").cloned().unwrap_or(Value::Null));
+        let include_usage = ctx.get("include_usage").and_then(Value::as_bool).unwrap_or(false);
         let created = ctx.get("created").and_then(Value::as_u64).unwrap_or(0);
         StreamTranslator {
             decoder: Decoder::new(plan.framing),
@@ -160,10 +148,7 @@ impl StreamTranslator {
             }
             None => ev.name,
         };
-        let actions = name
-            .as_deref()
-            .and_then(|n| plan.rules.get(n))
-            .or(plan.fallback.as_ref());
+        let actions = name.as_deref().and_then(|n| plan.rules.get(n)).or(plan.fallback.as_ref());
         let Some(actions) = actions else { return };
         for action in actions {
             self.run(action, &data, out);
@@ -196,14 +181,9 @@ impl StreamTranslator {
             }
         }
         for (name, expr) in &a.enumerate {
-            let key = expr
-                .eval(&Scope::new(data, &self.ctx, &self.state))
-                .as_deref()
-                .and_then(key_text_of);
+            let key = expr.eval(&Scope::new(data, &self.ctx, &self.state)).as_deref().and_then(key_text_of);
             if let (Some(key), Value::Object(s)) = (key, &mut self.state) {
-                let slot = s
-                    .entry(name.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let slot = s.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = slot {
                     let next = m.len();
                     m.entry(key).or_insert(Value::from(next));
@@ -226,8 +206,7 @@ impl StreamTranslator {
         if let Some(error) = &a.error {
             let e = error.eval_owned(&scope).unwrap_or(Value::Null);
             let text = |k: &str| e.get(k).and_then(key_text_of);
-            let message = text("message")
-                .unwrap_or_else(|| "the upstream reported an error mid-stream".into());
+            let message = text("message").unwrap_or_else(|| "the upstream reported an error mid-stream".into());
             let kind = text("type").unwrap_or_else(|| "upstream_error".into());
             let err = serde_json::json!({"error": {"message": message, "type": kind, "param": text("param"), "code": text("code")}});
             self.failed = true;
@@ -257,10 +236,7 @@ impl StreamTranslator {
                 Ok(())
             });
         }
-        if let (true, Some(usage)) = (
-            self.include_usage,
-            fragment.get("usage").filter(|u| u.is_object()),
-        ) {
+        if let (true, Some(usage)) = (self.include_usage, fragment.get("usage").filter(|u| u.is_object())) {
             self.envelope(out, |w| {
                 w.write_all(b"[],\"usage\":")?;
                 serde_json::to_writer(&mut *w, usage)?;
@@ -279,11 +255,7 @@ impl StreamTranslator {
         let _ = (|| -> std::io::Result<()> {
             w.write_all(b"data: {\"id\":")?;
             serde_json::to_writer(&mut w, self.state.get("id").unwrap_or(&Value::Null))?;
-            write!(
-                w,
-                ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":",
-                self.created
-            )?;
+            write!(w, ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":", self.created)?;
             serde_json::to_writer(&mut w, self.state.get("model").unwrap_or(&Value::Null))?;
             w.write_all(b",\"choices\":")?;
             choices(&mut w)?;

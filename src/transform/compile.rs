@@ -30,17 +30,8 @@ pub struct Reads {
 
 /// Compile the transform at `pointer`. Problems are pushed; the returned expression is then
 /// a placeholder that is never run (a plan with problems is not built).
-pub fn compile(
-    spec: &Value,
-    pointer: &str,
-    problems: &mut Vec<Problem>,
-    reads: &mut Reads,
-) -> Expr {
-    let mut c = Compiler {
-        problems,
-        reads,
-        bound: Vec::new(),
-    };
+pub fn compile(spec: &Value, pointer: &str, problems: &mut Vec<Problem>, reads: &mut Reads) -> Expr {
+    let mut c = Compiler { problems, reads, bound: Vec::new() };
     c.expr(spec, pointer, true)
 }
 
@@ -64,30 +55,21 @@ impl Compiler<'_> {
         match v {
             Value::String(s) if s.starts_with('$') => self.path(s, ptr, root),
             Value::Array(items) => Expr::List(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| self.expr(e, &child(ptr, &i.to_string()), root))
-                    .collect(),
+                items.iter().enumerate().map(|(i, e)| self.expr(e, &child(ptr, &i.to_string()), root)).collect(),
             ),
             Value::Object(map) => {
                 let ops: Vec<&String> = map.keys().filter(|k| k.starts_with('$')).collect();
                 match ops.as_slice() {
-                    [] => Expr::Object(
-                        map.iter()
-                            .map(|(k, e)| (k.clone(), self.expr(e, &child(ptr, k), root)))
-                            .collect(),
-                    ),
+                    [] => {
+                        Expr::Object(map.iter().map(|(k, e)| (k.clone(), self.expr(e, &child(ptr, k), root))).collect())
+                    }
                     [name] => {
                         let name = name.to_string();
                         self.op(&name, v, ptr, root)
                     }
                     _ => {
                         let names: Vec<&str> = ops.iter().map(|s| s.as_str()).collect();
-                        self.problem(
-                            ptr,
-                            format!("an object holds one operation, found {}", names.join(", ")),
-                        )
+                        self.problem(ptr, format!("an object holds one operation, found {}", names.join(", ")))
                     }
                 }
             }
@@ -105,18 +87,12 @@ impl Compiler<'_> {
 
     fn list(&mut self, specs: &[ExprSpec], ptr: &str, field: &str, root: bool) -> Vec<Expr> {
         let base = child(ptr, field);
-        specs
-            .iter()
-            .enumerate()
-            .map(|(i, s)| self.expr(&s.0, &child(&base, &i.to_string()), root))
-            .collect()
+        specs.iter().enumerate().map(|(i, s)| self.expr(&s.0, &child(&base, &i.to_string()), root)).collect()
     }
 
     fn path(&mut self, text: &str, ptr: &str, root: bool) -> Expr {
         let rest = &text[1..];
-        let name_len = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
+        let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
         let (name, tail) = rest.split_at(name_len);
         let source = match name {
             "" => Source::Current,
@@ -124,13 +100,14 @@ impl Compiler<'_> {
             "ctx" => Source::Ctx,
             "state" => Source::State,
             "index" => Source::Index,
+            "request" => Source::Request,
             other if self.bound.iter().any(|b| b == other) => Source::Var(other.to_string()),
             other => {
                 return self.problem(
                     ptr,
                     format!(
                         "unknown variable '${other}': a path starts with $ (the current value), $root, $ctx, \
-                         $state, $index or a name bound by $let (write {{$const: \"{text}\"}} for a literal string)"
+                         $state, $index, $request or a name bound by $let (write {{$const: \"{text}\"}} for a literal string)"
                     ),
                 )
             }
@@ -140,8 +117,7 @@ impl Compiler<'_> {
         }
         match Path::parse(&format!("${tail}")) {
             Ok(path) => {
-                let reads_input =
-                    matches!(source, Source::Root) || (root && matches!(source, Source::Current));
+                let reads_input = matches!(source, Source::Root) || (root && matches!(source, Source::Current));
                 if reads_input {
                     match path.first_key() {
                         Some(k) => {
@@ -160,8 +136,7 @@ impl Compiler<'_> {
         match serde_json::from_value::<T>(v.clone()) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.problems
-                    .push(Problem::new(ptr, format!("{name}: {e}")));
+                self.problems.push(Problem::new(ptr, format!("{name}: {e}")));
                 None
             }
         }
@@ -186,11 +161,9 @@ impl Compiler<'_> {
             "$lookup" => {
                 let s = parse!(spec_ops::Lookup);
                 let table = match &s.table.0 {
-                    Value::Object(m) if !m.keys().any(|k| k.starts_with('$')) => Table::Static(
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect::<HashMap<_, _>>(),
-                    ),
+                    Value::Object(m) if !m.keys().any(|k| k.starts_with('$')) => {
+                        Table::Static(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>())
+                    }
                     _ => Table::Dynamic(self.sub(&s.table, ptr, "table", root)),
                 };
                 Op::Lookup {
@@ -234,11 +207,7 @@ impl Compiler<'_> {
                 self.sub(&s.value, ptr, key, root)
             }),
             "$eq" | "$ne" => {
-                let pair = if name == "$eq" {
-                    parse!(spec_ops::Eq).pair
-                } else {
-                    parse!(spec_ops::Ne).pair
-                };
+                let pair = if name == "$eq" { parse!(spec_ops::Eq).pair } else { parse!(spec_ops::Ne).pair };
                 let base = child(ptr, key);
                 let a = self.expr(&pair[0].0, &child(&base, "0"), root);
                 let b = self.expr(&pair[1].0, &child(&base, "1"), root);
@@ -358,47 +327,27 @@ impl Compiler<'_> {
             "$let" => {
                 let s = parse!(spec_ops::Let);
                 let base = child(ptr, key);
-                let values = s
-                    .bindings
-                    .iter()
-                    .map(|(n, e)| self.expr(&e.0, &child(&base, n), root))
-                    .collect();
+                let values = s.bindings.iter().map(|(n, e)| self.expr(&e.0, &child(&base, n), root)).collect();
                 let names: Vec<String> = s.bindings.keys().cloned().collect();
                 for n in &names {
-                    if matches!(n.as_str(), "root" | "ctx" | "state" | "index") {
-                        self.problems.push(Problem::new(
-                            child(&base, n),
-                            format!("'{n}' is a built-in name; choose another"),
-                        ));
+                    if matches!(n.as_str(), "root" | "ctx" | "state" | "index" | "request") {
+                        self.problems
+                            .push(Problem::new(child(&base, n), format!("'{n}' is a built-in name; choose another")));
                     }
                 }
                 let depth = self.bound.len();
                 self.bound.extend(names.iter().cloned());
                 let body = self.sub(&s.body, ptr, "in", root);
                 self.bound.truncate(depth);
-                Op::Let {
-                    names,
-                    values,
-                    body,
-                }
+                Op::Let { names, values, body }
             }
             "$expr" => {
                 let s = parse!(spec_ops::Expr);
                 let base = child(ptr, "with");
-                let values = s
-                    .with
-                    .iter()
-                    .map(|(n, e)| self.expr(&e.0, &child(&base, n), root))
-                    .collect();
+                let values = s.with.iter().map(|(n, e)| self.expr(&e.0, &child(&base, n), root)).collect();
                 match ENV.compile_expression_owned(s.source.clone()) {
-                    Ok(expr) => Op::Template(Template {
-                        expr,
-                        names: s.with.keys().cloned().collect(),
-                        values,
-                    }),
-                    Err(e) => {
-                        return self.problem(&child(ptr, key), format!("invalid expression: {e}"))
-                    }
+                    Ok(expr) => Op::Template(Template { expr, names: s.with.keys().cloned().collect(), values }),
+                    Err(e) => return self.problem(&child(ptr, key), format!("invalid expression: {e}")),
                 }
             }
             "$f32_base64" => Op::F32Base64({
@@ -406,13 +355,9 @@ impl Compiler<'_> {
                 self.sub(&s.value, ptr, key, root)
             }),
             unknown => {
-                let hint = did_you_mean(unknown, OP_NAMES)
-                    .map(|s| format!(" (did you mean '{s}'?)"))
-                    .unwrap_or_default();
-                return self.problem(
-                    &child(ptr, unknown),
-                    format!("unknown operation '{unknown}'{hint}"),
-                );
+                let hint =
+                    did_you_mean(unknown, OP_NAMES).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+                return self.problem(&child(ptr, unknown), format!("unknown operation '{unknown}'{hint}"));
             }
         };
         Expr::Op(Box::new(op))
@@ -435,9 +380,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }

@@ -27,6 +27,8 @@ pub enum Source {
     State,
     /// `$index`: the position of the current item inside `$each`.
     Index,
+    /// `$request`: the client's canonical request (in response and error transforms).
+    Request,
     /// A name bound by `$let`.
     Var(String),
 }
@@ -57,6 +59,7 @@ pub struct Scope<'s> {
     pub root: &'s Value,
     pub ctx: &'s Value,
     pub state: &'s Value,
+    pub request: &'s Value,
     pub index: Option<usize>,
     frame: Option<&'s Frame<'s>>,
 }
@@ -66,25 +69,19 @@ static NULL: Value = Value::Null;
 impl<'s> Scope<'s> {
     /// A scope over a document, with call facts and stream state.
     pub fn new(root: &'s Value, ctx: &'s Value, state: &'s Value) -> Scope<'s> {
-        Scope {
-            current: root,
-            root,
-            ctx,
-            state,
-            index: None,
-            frame: None,
-        }
+        Scope { current: root, root, ctx, state, request: &NULL, index: None, frame: None }
+    }
+
+    /// The same scope, with the client's request visible as `$request`.
+    pub fn with_request(self, request: &'s Value) -> Scope<'s> {
+        Scope { request, ..self }
     }
 
     fn with_current<'c>(&self, current: &'c Value, index: Option<usize>) -> Scope<'c>
     where
         's: 'c,
     {
-        Scope {
-            current,
-            index,
-            ..*self
-        }
+        Scope { current, index, ..*self }
     }
 
     fn var(&self, name: &str) -> Option<&'s Value> {
@@ -122,6 +119,7 @@ impl Expr {
                     Source::Root => scope.root,
                     Source::Ctx => scope.ctx,
                     Source::State => scope.state,
+                    Source::Request => scope.request,
                     Source::Index => {
                         return scope.index.map(|i| Cow::Owned(Value::from(i)));
                     }
@@ -138,9 +136,9 @@ impl Expr {
                 }
                 Some(Cow::Owned(Value::Object(map)))
             }
-            Expr::List(items) => Some(Cow::Owned(Value::Array(
-                items.iter().filter_map(|e| e.eval_owned(scope)).collect(),
-            ))),
+            Expr::List(items) => {
+                Some(Cow::Owned(Value::Array(items.iter().filter_map(|e| e.eval_owned(scope)).collect())))
+            }
             Expr::Op(op) => op.eval(scope),
         }
     }

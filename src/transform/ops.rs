@@ -25,36 +25,17 @@ pub struct Template {
 
 impl std::fmt::Debug for Template {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Template")
-            .field("names", &self.names)
-            .finish()
+        f.debug_struct("Template").field("names", &self.names).finish()
     }
 }
 
 #[derive(Debug)]
 pub enum Op {
     First(Vec<Expr>),
-    Lookup {
-        value: Expr,
-        table: Table,
-        default: Option<Expr>,
-    },
-    Each {
-        items: Expr,
-        filter: Option<Expr>,
-        map: Option<Expr>,
-        flatten: bool,
-    },
-    If {
-        cond: Expr,
-        then: Option<Expr>,
-        otherwise: Option<Expr>,
-    },
-    Match {
-        value: Expr,
-        cases: Vec<(Glob, Expr)>,
-        default: Option<Expr>,
-    },
+    Lookup { value: Expr, table: Table, default: Option<Expr> },
+    Each { items: Expr, filter: Option<Expr>, map: Option<Expr>, flatten: bool },
+    If { cond: Expr, then: Option<Expr>, otherwise: Option<Expr> },
+    Match { value: Expr, cases: Vec<(Glob, Expr)>, default: Option<Expr> },
     Exists(Expr),
     Eq(Expr, Expr),
     Ne(Expr, Expr),
@@ -68,35 +49,19 @@ pub enum Op {
     Concat(Vec<Expr>),
     NonEmpty(Expr),
     ToList(Expr),
-    MergeConsecutive {
-        items: Expr,
-        by: Expr,
-        concat: Vec<String>,
-    },
+    MergeConsecutive { items: Expr, by: Expr, concat: Vec<String> },
     DataUrl(Expr),
     ParseJson(Expr),
     ToJson(Expr),
     ToString(Expr),
-    StripKeys {
-        value: Expr,
-        keys: HashSet<String>,
-        keep_under: HashSet<String>,
-    },
+    StripKeys { value: Expr, keys: HashSet<String>, keep_under: HashSet<String> },
     Omit(Expr, Vec<String>),
     Merge(Vec<Expr>),
-    Object {
-        items: Expr,
-        key: Expr,
-        value: Expr,
-    },
+    Object { items: Expr, key: Expr, value: Expr },
     Sum(Vec<Expr>),
     Len(Expr),
     Pipe(Vec<Expr>),
-    Let {
-        names: Vec<String>,
-        values: Vec<Expr>,
-        body: Expr,
-    },
+    Let { names: Vec<String>, values: Vec<Expr>, body: Expr },
     Template(Template),
     F32Base64(Expr),
 }
@@ -113,11 +78,7 @@ impl Op {
     pub fn eval<'s>(&self, scope: &Scope<'s>) -> Out<'s> {
         match self {
             Op::First(items) => items.iter().find_map(|e| e.eval(scope)),
-            Op::Lookup {
-                value,
-                table,
-                default,
-            } => {
+            Op::Lookup { value, table, default } => {
                 let found = value.eval(scope).and_then(|v| {
                     let key = key_text(&v)?.into_owned();
                     match table {
@@ -133,12 +94,7 @@ impl Op {
                     None => default.as_ref().and_then(|d| d.eval(scope)),
                 }
             }
-            Op::Each {
-                items,
-                filter,
-                map,
-                flatten,
-            } => {
+            Op::Each { items, filter, map, flatten } => {
                 let source = items.eval(scope)?;
                 let list = match source.as_ref() {
                     Value::Array(a) => a.as_slice(),
@@ -164,19 +120,11 @@ impl Op {
                 }
                 owned(Value::Array(out))
             }
-            Op::If {
-                cond,
-                then,
-                otherwise,
-            } => {
+            Op::If { cond, then, otherwise } => {
                 let branch = if cond.holds(scope) { then } else { otherwise };
                 branch.as_ref().and_then(|e| e.eval(scope))
             }
-            Op::Match {
-                value,
-                cases,
-                default,
-            } => {
+            Op::Match { value, cases, default } => {
                 let v = value.eval(scope);
                 let text = v.as_deref().and_then(key_text);
                 if let Some(text) = text {
@@ -193,12 +141,7 @@ impl Op {
             Op::Not(e) => boolean(!e.holds(scope)),
             Op::All(es) => boolean(es.iter().all(|e| e.holds(scope))),
             Op::Any(es) => boolean(es.iter().any(|e| e.holds(scope))),
-            Op::Like(e, glob) => boolean(
-                e.eval(scope)
-                    .as_deref()
-                    .and_then(key_text)
-                    .is_some_and(|t| glob.matches(&t)),
-            ),
+            Op::Like(e, glob) => boolean(e.eval(scope).as_deref().and_then(key_text).is_some_and(|t| glob.matches(&t))),
             Op::Is(e, kind) => boolean(e.eval(scope).is_some_and(|v| is_type(&v, *kind))),
             Op::Join(e, sep) => {
                 let v = e.eval(scope)?;
@@ -305,11 +248,7 @@ impl Op {
                     other => owned(Value::String(other.to_string())),
                 }
             }
-            Op::StripKeys {
-                value,
-                keys,
-                keep_under,
-            } => {
+            Op::StripKeys { value, keys, keep_under } => {
                 let mut v = value.eval_owned(scope)?;
                 strip_keys(&mut v, keys, keep_under, false);
                 owned(v)
@@ -345,9 +284,7 @@ impl Op {
                 for (i, item) in list.iter().enumerate() {
                     let inner = scope.with_current(item, Some(i));
                     let k = key.eval(&inner);
-                    if let (Some(k), Some(v)) =
-                        (k.as_deref().and_then(key_text), value.eval_owned(&inner))
-                    {
+                    if let (Some(k), Some(v)) = (k.as_deref().and_then(key_text), value.eval_owned(&inner)) {
                         out.insert(k.into_owned(), v);
                     }
                 }
@@ -371,10 +308,7 @@ impl Op {
                 if !any {
                     None
                 } else if is_float {
-                    owned(
-                        serde_json::Number::from_f64(float + int as f64)
-                            .map_or(Value::Null, Value::Number),
-                    )
+                    owned(serde_json::Number::from_f64(float + int as f64).map_or(Value::Null, Value::Number))
                 } else {
                     owned(Value::from(int))
                 }
@@ -397,23 +331,13 @@ impl Op {
                 }
                 owned(cur)
             }
-            Op::Let {
-                names,
-                values,
-                body,
-            } => {
+            Op::Let { names, values, body } => {
                 let frame = Frame {
                     names,
-                    values: values
-                        .iter()
-                        .map(|e| e.eval_owned(scope).unwrap_or(Value::Null))
-                        .collect(),
+                    values: values.iter().map(|e| e.eval_owned(scope).unwrap_or(Value::Null)).collect(),
                     parent: scope.frame,
                 };
-                let inner = Scope {
-                    frame: Some(&frame),
-                    ..*scope
-                };
+                let inner = Scope { frame: Some(&frame), ..*scope };
                 body.eval_owned(&inner).map(Cow::Owned)
             }
             Op::Template(t) => {
@@ -443,9 +367,7 @@ impl Op {
                 for n in nums {
                     bytes.extend_from_slice(&(n.as_f64().unwrap_or(0.0) as f32).to_le_bytes());
                 }
-                owned(Value::String(
-                    base64::engine::general_purpose::STANDARD.encode(bytes),
-                ))
+                owned(Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)))
             }
         }
     }
@@ -453,9 +375,7 @@ impl Op {
 
 fn append_list(target: &mut Map<String, Value>, field: &str, add: Option<Value>) {
     let Some(add) = add else { return };
-    let slot = target
-        .entry(field.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let slot = target.entry(field.to_string()).or_insert_with(|| Value::Array(Vec::new()));
     if !slot.is_array() {
         let prev = std::mem::take(slot);
         *slot = Value::Array(vec![prev]);
@@ -468,12 +388,7 @@ fn append_list(target: &mut Map<String, Value>, field: &str, add: Option<Value>)
     }
 }
 
-fn strip_keys(
-    v: &mut Value,
-    keys: &HashSet<String>,
-    keep_under: &HashSet<String>,
-    names_here: bool,
-) {
+fn strip_keys(v: &mut Value, keys: &HashSet<String>, keep_under: &HashSet<String>, names_here: bool) {
     match v {
         Value::Object(m) => {
             if !names_here {

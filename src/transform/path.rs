@@ -62,11 +62,8 @@ impl Path {
                     cur = match (step, cur) {
                         (Step::Key(k), Value::Object(m)) => m.get(k.as_str())?,
                         (Step::Index(i), Value::Array(a)) => {
-                            let idx = if *i < 0 {
-                                a.len().checked_sub(i.unsigned_abs() as usize)?
-                            } else {
-                                *i as usize
-                            };
+                            let idx =
+                                if *i < 0 { a.len().checked_sub(i.unsigned_abs() as usize)? } else { *i as usize };
                             a.get(idx)?
                         }
                         _ => return None,
@@ -80,11 +77,7 @@ impl Path {
             }
             Path::Query(q) => {
                 let found = js_path_process(q, value).ok()?;
-                let items: Vec<Value> = found
-                    .into_iter()
-                    .map(|r| r.val().clone())
-                    .filter(|v| !v.is_null())
-                    .collect();
+                let items: Vec<Value> = found.into_iter().map(|r| r.val().clone()).filter(|v| !v.is_null()).collect();
                 if items.is_empty() {
                     None
                 } else {
@@ -98,9 +91,7 @@ impl Path {
 /// jsonpath-rust keeps the quotes of bracketed names (`$['a-b']`); member names never have them.
 fn unquote(name: &str) -> String {
     let t = name.trim();
-    if t.len() >= 2
-        && ((t.starts_with('\'') && t.ends_with('\'')) || (t.starts_with('"') && t.ends_with('"')))
-    {
+    if t.len() >= 2 && ((t.starts_with('\'') && t.ends_with('\'')) || (t.starts_with('"') && t.ends_with('"'))) {
         t[1..t.len() - 1].to_string()
     } else {
         t.to_string()
@@ -116,28 +107,11 @@ mod tests {
     fn simple_chains_and_queries() {
         let v = json!({"a": {"b": [1, 2, {"c": "x"}]}, "n": null, "k-v": 3,
                        "m": [{"role": "system", "t": 1}, {"role": "user", "t": 2}]});
-        assert_eq!(
-            Path::parse("$.a.b[2].c")
-                .unwrap()
-                .apply(&v)
-                .unwrap()
-                .as_ref(),
-            &json!("x")
-        );
-        assert_eq!(
-            Path::parse("$.a.b[-1].c")
-                .unwrap()
-                .apply(&v)
-                .unwrap()
-                .as_ref(),
-            &json!("x")
-        );
+        assert_eq!(Path::parse("$.a.b[2].c").unwrap().apply(&v).unwrap().as_ref(), &json!("x"));
+        assert_eq!(Path::parse("$.a.b[-1].c").unwrap().apply(&v).unwrap().as_ref(), &json!("x"));
         assert!(Path::parse("$.a.zz").unwrap().apply(&v).is_none());
         assert!(Path::parse("$.n").unwrap().apply(&v).is_none());
-        assert_eq!(
-            Path::parse("$['k-v']").unwrap().apply(&v).unwrap().as_ref(),
-            &json!(3)
-        );
+        assert_eq!(Path::parse("$['k-v']").unwrap().apply(&v).unwrap().as_ref(), &json!(3));
         let q = Path::parse("$.m[?@.role == 'user'].t").unwrap();
         assert!(matches!(q, Path::Query(_)));
         assert_eq!(q.apply(&v).unwrap().as_ref(), &json!([2]));
