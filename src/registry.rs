@@ -137,7 +137,7 @@ impl Registry {
             .map(|p| (Arc::clone(p), model.to_string()))
             .ok_or_else(|| {
                 GatewayError::not_found(
-                    format!("the model '{model}' does not exist or matches no provider: name one as '<provider>/<model>', e.g. 'anthropic/claude-sonnet-4-5'"),
+                    format!("the model '{model}' does not exist or matches no provider: name one as '<provider>/<model>' (GET /v1/models lists them)"),
                     "model_not_found",
                 )
                 .with_param("model")

@@ -16,7 +16,7 @@ use crate::spec::{MappingFile, Problem};
 pub struct SourceFile {
     /// The provider id: the file name without `.yaml`.
     pub id: String,
-    /// The path shown in messages (`mappings/anthropic.yaml`, or `<built-in>/anthropic.yaml`).
+    /// The path shown in messages (`mappings/<id>.yaml`, or `<built-in>/<id>.yaml`).
     pub path: String,
     pub text: String,
 }
@@ -89,12 +89,12 @@ pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<ProviderPlan>, V
     }
     let mut plans = Vec::new();
     for src in sources {
-        let Some(own) = parsed.get(src.id.as_str()) else {
+        if !parsed.contains_key(src.id.as_str()) {
             continue;
-        };
+        }
         let locate = |problems: Vec<Problem>| -> Vec<LoadError> {
             let index = LineIndex::new(&src.text);
-            problems
+            let mut located: Vec<LoadError> = problems
                 .into_iter()
                 .map(|p| LoadError {
                     file: src.path.clone(),
@@ -102,7 +102,10 @@ pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<ProviderPlan>, V
                     message: p.message,
                     id: src.id.clone(),
                 })
-                .collect()
+                .collect();
+            located.sort_by_key(|e| e.line);
+            located.dedup();
+            located
         };
         let merged = match resolve_extends(&src.id, &parsed) {
             Ok(v) => v,
@@ -111,7 +114,6 @@ pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<ProviderPlan>, V
                 continue;
             }
         };
-        let _ = own;
         match check(&src.id, &src.path, &merged, env) {
             Ok(plan) => plans.push(plan),
             Err(problems) => errors.extend(locate(problems)),
@@ -143,19 +145,91 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
     Ok(merged)
 }
 
+/// Schema errors as problems. A failed `anyOf` is replaced by the errors of its most plausible
+/// branch (the one that got furthest into the value), so that an `Option<Endpoint>` says what
+/// is wrong inside the endpoint rather than "matches none of the alternatives". A failed
+/// transform is left to the transform compiler, whose messages are precise.
+fn schema_problems(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Problem>) {
+    let at = e.instance_path().as_str().to_string();
+    if let jsonschema::error::ValidationErrorKind::AnyOf { context } = e.kind() {
+        let is_transform = |b: &jsonschema::ValidationError<'_>| b.schema_path().as_str().contains("Transform");
+        let wraps_transform = context.iter().flatten().any(|b| is_transform(b) && b.instance_path().as_str() == at);
+        if is_transform(e) || wraps_transform {
+            return;
+        }
+        let deeper = |branch: &Vec<jsonschema::ValidationError<'static>>| {
+            branch.iter().all(|b| b.instance_path().as_str().len() > at.len())
+        };
+        if let Some(best) = context.iter().filter(|b| !b.is_empty() && deeper(b)).min_by_key(|b| b.len()) {
+            for b in best {
+                schema_problems(b, out);
+            }
+            return;
+        }
+        let options: Vec<String> =
+            context.iter().filter_map(|b| b.first()).map(|b| b.to_string()).filter(|m| m.len() < 120).collect();
+        out.push(Problem::new(at, format!("not a valid value here; {}", options.join("; or "))));
+        return;
+    }
+    out.push(Problem::new(at, e.to_string()));
+}
+
+/// Where a mapping document holds transforms, so that they are compiled (and their problems
+/// reported) even when another part of the file does not parse.
+fn transform_sites(doc: &Value) -> Vec<(String, &Value)> {
+    fn errors_of<'a>(base: &str, v: Option<&'a Value>, out: &mut Vec<(String, &'a Value)>) {
+        if let Some(Value::Object(m)) = v {
+            for (k, t) in m {
+                out.push((format!("{base}/{k}"), t));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    errors_of("/errors", doc.get("errors"), &mut out);
+    for ep in ["chat", "embeddings"] {
+        let Some(e) = doc.get(ep) else { continue };
+        for k in ["request", "response"] {
+            if let Some(t) = e.get(k) {
+                out.push((format!("/{ep}/{k}"), t));
+            }
+        }
+        errors_of(&format!("/{ep}/errors"), e.get("errors"), &mut out);
+        if let Some(t) = e.pointer("/stream/event") {
+            out.push((format!("/{ep}/stream/event"), t));
+        }
+        if let Some(Value::Object(on)) = e.pointer("/stream/on") {
+            for (name, steps) in on {
+                for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
+                    let base = format!("/{ep}/stream/on/{}/{i}", name.replace('~', "~0").replace('/', "~1"));
+                    for k in ["when", "emit", "forward", "error"] {
+                        if let Some(t) = step.get(k) {
+                            out.push((format!("{base}/{k}"), t));
+                        }
+                    }
+                    for k in ["set", "add", "enumerate"] {
+                        errors_of(&format!("{base}/{k}"), step.get(k), &mut out);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Validate one (merged) mapping document and compile it: the one code path of `serve` and `check`.
 fn check(id: &str, path: &str, doc: &Value, env: EnvLookup<'_>) -> Result<ProviderPlan, Vec<Problem>> {
-    let schema_errors: Vec<(Problem, bool)> = VALIDATOR
-        .iter_errors(doc)
-        .map(|e| {
-            let vague = matches!(e.kind(), jsonschema::error::ValidationErrorKind::AnyOf { .. });
-            (Problem::new(e.instance_path().as_str(), e.to_string()), vague)
-        })
-        .collect();
+    let mut problems = Vec::new();
+    for e in VALIDATOR.iter_errors(doc) {
+        schema_problems(&e, &mut problems);
+    }
     let file: MappingFile = match serde_json::from_value(doc.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let mut problems: Vec<Problem> = schema_errors.into_iter().map(|(p, _)| p).collect();
+            // Some part does not parse: still compile every transform, so that all problems
+            // of the file are reported at once.
+            for (ptr, t) in transform_sites(doc) {
+                crate::transform::compile(t, &ptr, &mut problems, &mut Default::default());
+            }
             if problems.is_empty() {
                 problems.push(Problem::new("", e.to_string()));
             }
@@ -163,17 +237,10 @@ fn check(id: &str, path: &str, doc: &Value, env: EnvLookup<'_>) -> Result<Provid
         }
     };
     match compile_provider(id, path, &file, env) {
-        Ok(plan) if schema_errors.is_empty() => Ok(plan),
-        Ok(_) => Err(schema_errors.into_iter().map(|(p, _)| p).collect()),
-        Err(mut problems) => {
-            // The compiler's messages are precise; a schema "matches none of anyOf" at or above
-            // the same place says less and is left out.
-            for (p, vague) in schema_errors {
-                let covered = vague && problems.iter().any(|q| q.pointer.starts_with(&p.pointer));
-                if !covered {
-                    problems.push(p);
-                }
-            }
+        Ok(plan) if problems.is_empty() => Ok(plan),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
             Err(problems)
         }
     }

@@ -107,10 +107,8 @@ fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
                     return Err(bad(&pf, "expected a content part object"));
                 };
                 match required_str(p, "type", &format!("{pf}.type"))? {
-                    "text" => {
-                        if !p.get("text").is_some_and(Value::is_string) {
-                            return Err(bad(&format!("{pf}.text"), "expected a string"));
-                        }
+                    "text" if !p.get("text").is_some_and(Value::is_string) => {
+                        return Err(bad(&format!("{pf}.text"), "expected a string"));
                     }
                     "image_url" => {
                         let url = p.get("image_url").and_then(|u| u.get("url").or(Some(u))).filter(|u| u.is_string());

@@ -74,11 +74,7 @@ impl MarkedEventReceiver for Recorder {
                     self.lines.entry(ptr).or_insert(line);
                 }
             }
-            Event::Alias(_) => {
-                if self.node_start(line) {
-                    self.node_end();
-                }
-            }
+            Event::Alias(_) if self.node_start(line) => self.node_end(),
             Event::MappingStart(..) => {
                 self.node_start(line);
                 self.stack.push(Frame::Map { key: None });

@@ -1,0 +1,141 @@
+//! The `lightport` binary as a user runs it: `check`, `schema`, and the house rules that keep
+//! provider knowledge out of the engine.
+
+use std::path::Path;
+use std::process::Command;
+
+fn lightport(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lightport"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_passes_on_the_shipped_mappings_and_runs_their_vectors() {
+    let (code, stdout, stderr) = lightport(&["check", "mappings"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("all passed"), "{stderr}");
+    let ran: usize =
+        stderr.split("ran ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!(ran >= 40, "{stderr}");
+}
+
+#[test]
+fn check_reports_every_problem_as_file_line_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(
+        &file,
+        "name: Broken\nbase_url: https://example.test\nchat:\n  path: /chat\n  request:\n    model: $.model\n    text: { $joinn: $.messages, sep: \" \" }\n  response:\n    id: $nosuchvar.id\n  params: { seed: sometimes }\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = lightport(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    let shown = file.display().to_string();
+    assert!(stdout.contains(&format!("{shown}:7: unknown operation '$joinn' (did you mean '$join'?)")), "{stdout}");
+    assert!(stdout.contains(&format!("{shown}:9: unknown variable '$nosuchvar'")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&format!("{shown}:10: "))),
+        "the bad param policy is reported too: {stdout}"
+    );
+}
+
+#[test]
+fn check_reports_yaml_syntax_errors_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("syntax.yaml");
+    std::fs::write(&file, "name: X\nchat:\n  path: /a\n  request: [unclosed\n").unwrap();
+    let (code, stdout, _) = lightport(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.starts_with(&format!("{}:", file.display())) && stdout.contains("not valid YAML"), "{stdout}");
+}
+
+#[test]
+fn check_runs_a_users_own_vectors_beside_their_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("echo.yaml"),
+        "extends: openai\nname: Echo host\nbase_url: https://echo.test/v1\nmodels: { match: [\"echo-*\"] }\n",
+    )
+    .unwrap();
+    let case = dir.path().join("vectors").join("echo").join("basic");
+    std::fs::create_dir_all(&case).unwrap();
+    let req = r#"{"model": "echo-1", "messages": [{"role": "user", "content": "hi"}]}"#;
+    std::fs::write(case.join("request.json"), req).unwrap();
+    std::fs::write(
+        case.join("upstream_request.json"),
+        format!(r#"{{"method": "POST", "path": "/chat/completions", "body": {req}}}"#),
+    )
+    .unwrap();
+    std::fs::write(case.join("upstream_response.json"), r#"{"status": 200, "body": {"id": "x"}}"#).unwrap();
+    std::fs::write(case.join("response.json"), r#"{"status": 200, "body": {"id": "x"}}"#).unwrap();
+    let (code, stdout, stderr) = lightport(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("ran 1 vector"), "{stderr}");
+    // A wrong expectation fails, naming the case and the place.
+    std::fs::write(case.join("response.json"), r#"{"status": 200, "body": {"id": "y"}}"#).unwrap();
+    let (code, stdout, _) = lightport(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("basic: response differs at /body/id"), "{stdout}");
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let (code, stdout, _) = lightport(&["schema"]);
+    assert_eq!(code, 0);
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/mapping.schema.json")).unwrap();
+    let a: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    assert!(a == b, "schemas/mapping.schema.json is stale: run `cargo run -- schema > schemas/mapping.schema.json`");
+}
+
+#[test]
+fn every_mapping_names_the_schema_on_its_first_line() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../schemas/mapping.schema.json"),
+            "{} must start with the schema comment",
+            path.display()
+        );
+    }
+}
+
+/// `src/` knows no provider but the canonical OpenAI format: every quirk lives in mappings/.
+#[test]
+fn src_names_no_provider() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ids: Vec<String> = std::fs::read_dir(root.join("mappings"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().to_lowercase()))
+        .filter(|id| id != "openai" && !id.starts_with("openai-"))
+        .collect();
+    assert!(ids.contains(&"anthropic".to_string()));
+    let mut files = vec![root.join("src")];
+    let mut hits = Vec::new();
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap_or_default().to_lowercase();
+        for (n, line) in text.lines().enumerate() {
+            let words: Vec<&str> = line.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).collect();
+            for id in &ids {
+                if words.iter().any(|w| w == id) {
+                    hits.push(format!("{}:{}: {id}", p.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(hits.is_empty(), "provider names in src/:\n{}", hits.join("\n"));
+}

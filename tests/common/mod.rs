@@ -1,0 +1,234 @@
+//! Shared test harness: a real gateway on 127.0.0.1:0 in front of in-process mock upstreams,
+//! and the JSON Schemas of what OpenAI clients parse.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use lightport::registry::{builtin_sources, Registry};
+use lightport::server::{router, AppState, Config};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What a mock upstream saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path_and_query: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+}
+
+/// How a mock upstream answers.
+#[derive(Clone)]
+pub enum Reply {
+    Json(u16, Value),
+    Raw(u16, &'static str, Vec<u8>),
+    /// Stream these pieces; before piece `gate_at`, wait until the gate is opened.
+    Stream {
+        pieces: Vec<Vec<u8>>,
+        gate_at: usize,
+        gate: Arc<Notify>,
+        content_type: &'static str,
+    },
+    /// Never answer.
+    Hang,
+}
+
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Mock {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A mock upstream answering every request with `reply`.
+pub async fn mock(reply: Reply) -> Mock {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let reply = reply.clone();
+        let log = Arc::clone(&log);
+        async move {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+            log.lock().unwrap().push(Seen {
+                method: parts.method.to_string(),
+                path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            });
+            match reply {
+                Reply::Json(status, v) => Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                    .unwrap(),
+                Reply::Raw(status, ct, bytes) => {
+                    Response::builder().status(status).header("content-type", ct).body(Body::from(bytes)).unwrap()
+                }
+                Reply::Stream { pieces, gate_at, gate, content_type } => {
+                    let stream = futures_util::stream::iter(pieces.into_iter().enumerate()).then(move |(i, p)| {
+                        let gate = Arc::clone(&gate);
+                        async move {
+                            if i == gate_at {
+                                gate.notified().await;
+                            }
+                            Ok::<Bytes, std::io::Error>(Bytes::from(p))
+                        }
+                    });
+                    Response::builder()
+                        .status(200)
+                        .header("content-type", content_type)
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
+                Reply::Hang => {
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Mock { addr, seen }
+}
+
+use futures_util::StreamExt;
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub registry: Arc<ArcSwap<Registry>>,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// A gateway with the built-in mappings, whose environment is `env` (e.g. ANTHROPIC_BASE_URL).
+pub async fn gateway(env: &[(&str, String)], config: Config) -> Gateway {
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let (registry, errors) = Registry::build(&builtin_sources(), &|k| env.get(k).cloned(), None);
+    assert!(errors.is_empty(), "built-in mappings must load: {errors:?}");
+    gateway_with(registry, config).await
+}
+
+pub async fn gateway_with(registry: Registry, config: Config) -> Gateway {
+    let registry = Arc::new(ArcSwap::from_pointee(registry));
+    let app = router(AppState::new(Arc::clone(&registry), config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Gateway { addr, registry }
+}
+
+pub fn quick_config() -> Config {
+    Config { upstream_timeout: Duration::from_secs(30), ..Config::default() }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// The JSON Schemas of OpenAI's chat objects, kept in tests/schemas.
+pub struct Schemas {
+    completion: jsonschema::Validator,
+    chunk: jsonschema::Validator,
+    error: jsonschema::Validator,
+}
+
+impl Schemas {
+    pub fn load() -> Schemas {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("schemas");
+        let v = |name: &str| jsonschema::validator_for(&read_json(&dir.join(name))).unwrap();
+        Schemas {
+            completion: v("chat.completion.schema.json"),
+            chunk: v("chat.completion.chunk.schema.json"),
+            error: v("error.schema.json"),
+        }
+    }
+
+    fn check(v: &jsonschema::Validator, what: &str, value: &Value) {
+        let errors: Vec<String> = v.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{what} does not match OpenAI's schema: {errors:?}\n{value}");
+    }
+
+    pub fn completion(&self, v: &Value) {
+        Self::check(&self.completion, "chat.completion", v)
+    }
+
+    pub fn error(&self, v: &Value) {
+        Self::check(&self.error, "error", v)
+    }
+
+    /// A whole stream: every chunk valid, role on the first delta, `index` on every tool-call
+    /// delta, and `[DONE]` (or an error) last.
+    pub fn stream(&self, payloads: &[Value]) {
+        assert!(!payloads.is_empty(), "an empty stream");
+        let mut first = true;
+        for (i, p) in payloads.iter().enumerate() {
+            if p == "[DONE]" {
+                assert_eq!(i, payloads.len() - 1, "[DONE] must be last");
+                continue;
+            }
+            if p.get("error").is_some() {
+                Self::check(&self.error, "stream error", p);
+                assert_eq!(i, payloads.len() - 1, "an error event ends the stream");
+                continue;
+            }
+            Self::check(&self.chunk, "chat.completion.chunk", p);
+            for c in p["choices"].as_array().into_iter().flatten() {
+                if first {
+                    assert_eq!(c["delta"]["role"], "assistant", "the first delta carries the role: {p}");
+                    first = false;
+                }
+                for tc in c["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                    assert!(tc["index"].is_u64(), "every tool-call delta has an index: {p}");
+                }
+            }
+        }
+    }
+}
+
+/// Read an SSE response body into its data payloads.
+pub async fn sse_body(resp: reqwest::Response) -> Vec<Value> {
+    let bytes = resp.bytes().await.unwrap();
+    lightport::vectors::sse_payloads(&bytes)
+}

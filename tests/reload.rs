@@ -1,0 +1,55 @@
+//! Hot reload: a changed mapping is picked up while serving; a broken one is reported and the
+//! last good plan of that file keeps serving.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use lightport::registry::{load_registry, watch};
+use serde_json::Value;
+
+const GOOD: &str = "name: Reloadable\nbase_url: https://r.test\nmodels: { list: [one] }\nchat:\n  path: /c\n  request: $\n  response: $\n";
+
+async fn model_ids(gw: &Gateway) -> Vec<String> {
+    let v: Value = client().get(gw.url("/v1/models")).send().await.unwrap().json().await.unwrap();
+    v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// Wait (bounded) until the model list satisfies `cond`: a readiness condition, not a sleep.
+async fn until(gw: &Gateway, cond: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ids = model_ids(gw).await;
+        if cond(&ids) || Instant::now() > deadline {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn broken_mapping_keeps_last_good_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("reloadable.yaml"), GOOD).unwrap();
+    let (reg, errors) = load_registry(Some(dir.path()), None).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let gw = gateway_with(reg, quick_config()).await;
+    let _watcher = watch(dir.path().to_path_buf(), Arc::clone(&gw.registry)).unwrap();
+    assert!(model_ids(&gw).await.contains(&"reloadable/one".to_string()));
+
+    // A valid change is picked up.
+    std::fs::write(dir.path().join("reloadable.yaml"), GOOD.replace("[one]", "[one, two]")).unwrap();
+    let ids = until(&gw, |ids| ids.iter().any(|i| i == "reloadable/two")).await;
+    assert!(ids.contains(&"reloadable/two".to_string()), "{ids:?}");
+
+    // Break it, and add a second, valid file in the same burst: the second appears, the first
+    // keeps its last good plan.
+    std::fs::write(dir.path().join("reloadable.yaml"), "name: Reloadable\nchat: { path: 3 }\n").unwrap();
+    std::fs::write(dir.path().join("another.yaml"), GOOD.replace("Reloadable", "Another").replace("[one]", "[x]"))
+        .unwrap();
+    let ids = until(&gw, |ids| ids.iter().any(|i| i == "another/x")).await;
+    assert!(ids.contains(&"another/x".to_string()), "{ids:?}");
+    assert!(ids.contains(&"reloadable/two".to_string()), "the broken file's last good plan still serves: {ids:?}");
+}
