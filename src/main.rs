@@ -53,6 +53,15 @@ enum Command {
     },
     /// Print the JSON Schema of a mapping file.
     Schema,
+    /// Print the table of providers and what each supports, as Markdown (generated from the files).
+    Providers {
+        /// A directory of mapping files to add to the built-in ones.
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+        /// Rewrite the table between `<!-- providers:start -->` and `<!-- providers:end -->` in this file.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +72,33 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { paths, vectors } => check(paths, vectors),
+        Command::Providers { mappings, write } => match lightport::registry::sources_with(mappings.as_deref()) {
+            Ok(sources) => {
+                let (plans, errors) = load(&sources, &|_| None);
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                let table = lightport::registry::provider_table(&plans);
+                match write {
+                    Some(file) => {
+                        if let Err(e) = write_table(&file, &table) {
+                            eprintln!("lightport: {}: {e}", file.display());
+                            return ExitCode::from(2);
+                        }
+                    }
+                    None => print!("{table}"),
+                }
+                if errors.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("lightport: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve { mappings, listen, upstream_timeout, max_body_bytes } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -180,4 +216,16 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+const TABLE_START: &str = "<!-- providers:start -->";
+const TABLE_END: &str = "<!-- providers:end -->";
+
+fn write_table(file: &Path, table: &str) -> std::io::Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    let (Some(a), Some(b)) = (text.find(TABLE_START), text.find(TABLE_END)) else {
+        return Err(std::io::Error::other(format!("no {TABLE_START} ... {TABLE_END} section")));
+    };
+    let updated = format!("{}{TABLE_START}\n{table}{}", &text[..a], &text[b..]);
+    std::fs::write(file, updated)
 }

@@ -186,3 +186,28 @@ pub fn watch(dir: PathBuf, current: Arc<ArcSwap<Registry>>) -> notify::Result<no
     });
     Ok(watcher)
 }
+
+/// The Markdown table of providers and their capabilities, as the README shows it.
+pub fn provider_table(plans: &[ProviderPlan]) -> String {
+    let mark = |b: bool| if b { "yes" } else { "-" };
+    let mut out = String::from(
+        "| id | provider | chat | stream | tools | vision | embeddings |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut plans: Vec<&ProviderPlan> = plans.iter().collect();
+    plans.sort_by(|a, b| a.id.cmp(&b.id));
+    for p in plans {
+        let c = p.capabilities;
+        let pass = |b: bool| if c.passthrough && b { "pass-through" } else { mark(b) };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            p.id,
+            p.name,
+            mark(c.chat),
+            mark(c.stream),
+            pass(c.tools),
+            pass(c.vision),
+            mark(c.embeddings)
+        ));
+    }
+    out
+}

@@ -139,3 +139,27 @@ fn src_names_no_provider() {
     }
     assert!(hits.is_empty(), "provider names in src/:\n{}", hits.join("\n"));
 }
+
+#[test]
+fn readme_provider_table_is_current() {
+    let (code, table, stderr) = lightport(&["providers"]);
+    assert_eq!(code, 0, "{stderr}");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("<!-- providers:start -->\n")
+        .nth(1)
+        .and_then(|s| s.split("<!-- providers:end -->").next())
+        .unwrap();
+    assert_eq!(section, table, "README's provider table is stale: run `cargo run -- providers --write README.md`");
+    assert!(table.lines().count() >= 4);
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let command = readme.split("Run the tests:\n\n```sh\n").nth(1).and_then(|s| s.lines().next()).unwrap().trim();
+    assert_eq!(command, "cargo test --locked");
+    assert!(ci.lines().any(|l| l.trim() == command), ".ci/run must run `{command}`");
+}

@@ -50,6 +50,35 @@ pub struct ProviderPlan {
     pub embeddings: Option<EndpointPlan>,
     /// The file it came from, for messages.
     pub source: String,
+    /// What the mapping supports, derived from the file (for the README's provider table).
+    pub capabilities: Capabilities,
+}
+
+/// What a mapping supports, read off its file rather than declared by hand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub chat: bool,
+    pub stream: bool,
+    /// The chat request transform reads `tools` (or passes the request through).
+    pub tools: bool,
+    /// The chat request transform handles `image_url` parts (or passes the request through).
+    pub vision: bool,
+    pub embeddings: bool,
+    /// The request is forwarded whole (possibly amended): support is whatever the host offers.
+    pub passthrough: bool,
+}
+
+fn capabilities(file: &MappingFile, chat: Option<&EndpointPlan>) -> Capabilities {
+    let passthrough = chat.is_some_and(|c| c.params.reads.everything);
+    let request_text = file.chat.as_ref().map(|c| c.request.0.to_string()).unwrap_or_default();
+    Capabilities {
+        chat: chat.is_some(),
+        stream: chat.is_some_and(|c| c.stream.is_some()),
+        tools: chat.is_some_and(|c| c.params.reads.everything || c.params.reads.keys.contains("tools")),
+        vision: passthrough || request_text.contains("image_url"),
+        embeddings: file.embeddings.is_some(),
+        passthrough,
+    }
 }
 
 /// What to do with one request parameter.
@@ -140,7 +169,9 @@ pub fn compile_provider(
     if !p.is_empty() {
         return Err(p);
     }
+    let capabilities = capabilities(file, chat.as_ref());
     Ok(ProviderPlan {
+        capabilities,
         id: id.to_string(),
         name: file.name.clone(),
         base_url,
