@@ -141,6 +141,9 @@ pub fn build_request(
     };
     let dropped = apply_params(ep, &plan.id, map)?;
     let ctx_value = ctx.to_value(plan);
+    if let Some(e) = first_guard(&ep.refuse, &Scope::new(body, &ctx_value, &Value::Null)) {
+        return Err(e);
+    }
     let upstream_body = {
         let scope = Scope::new(body, &ctx_value, &Value::Null);
         ep.request.eval_owned(&scope).unwrap_or(Value::Object(Map::new()))
@@ -228,8 +231,24 @@ pub fn translate_response(
         .map_err(|e| GatewayError::bad_gateway(format!("provider '{}' answered with invalid JSON: {e}", plan.id)))?;
     let ctx_value = ctx.to_value(plan);
     let scope = Scope::new(&upstream, &ctx_value, &Value::Null).with_request(request);
+    if let Some(e) = first_guard(&ep.fail_on, &scope) {
+        return Err(e);
+    }
     ep.response.eval_owned(&scope).ok_or_else(|| {
         GatewayError::bad_gateway(format!("provider '{}' answered with a body the mapping cannot read", plan.id))
+    })
+}
+
+/// The error of the first guard that holds.
+fn first_guard(guards: &[crate::plan::Guard], scope: &Scope<'_>) -> Option<GatewayError> {
+    let g = guards.iter().find(|g| g.when.holds(scope))?;
+    let text = |e: Option<&crate::transform::Expr>| e.and_then(|e| e.eval(scope)).as_deref().and_then(key_text_of);
+    Some(GatewayError {
+        status: g.status,
+        message: text(Some(&g.message)).unwrap_or_else(|| "the request cannot be served".into()),
+        kind: text(g.kind.as_ref()).unwrap_or_else(|| GatewayError::kind_for_status(g.status).to_string()),
+        code: text(g.code.as_ref()),
+        param: text(g.param.as_ref()),
     })
 }
 

@@ -46,7 +46,8 @@ static VALIDATOR: LazyLock<jsonschema::Validator> =
     LazyLock::new(|| jsonschema::validator_for(&schema()).expect("the generated schema is a valid JSON Schema"));
 
 /// Keys whose values are replaced whole by `extends`, never merged (transforms, lists of rules).
-const REPLACED_WHOLE: &[&str] = &["request", "response", "stream", "errors", "event", "on", "match", "list"];
+const REPLACED_WHOLE: &[&str] =
+    &["auth", "request", "response", "stream", "errors", "event", "on", "match", "list", "refuse", "fail_on"];
 
 fn merge(base: &mut Value, over: Value) {
     match (base, over) {
@@ -191,6 +192,11 @@ fn transform_sites(doc: &Value) -> Vec<(String, &Value)> {
         for k in ["request", "response"] {
             if let Some(t) = e.get(k) {
                 out.push((format!("/{ep}/{k}"), t));
+            }
+        }
+        for k in ["refuse", "fail_on"] {
+            for (i, g) in e.get(k).and_then(Value::as_array).into_iter().flatten().enumerate() {
+                errors_of(&format!("/{ep}/{k}/{i}"), Some(g), &mut out);
             }
         }
         errors_of(&format!("/{ep}/errors"), e.get("errors"), &mut out);

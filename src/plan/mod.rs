@@ -99,6 +99,41 @@ pub struct Params {
     pub reads: Reads,
 }
 
+/// A compiled `refuse` / `fail_on` rule.
+pub struct Guard {
+    pub when: Expr,
+    pub status: u16,
+    pub message: Expr,
+    pub kind: Option<Expr>,
+    pub code: Option<Expr>,
+    pub param: Option<Expr>,
+}
+
+fn guards(specs: &[spec::GuardSpec], ptr: &str, default_status: u16, p: &mut Vec<Problem>) -> Vec<Guard> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let at = format!("{ptr}/{i}");
+            let status = g.status.unwrap_or(default_status);
+            if !(400..600).contains(&status) {
+                p.push(Problem::new(format!("{at}/status"), "an error status is between 400 and 599"));
+            }
+            let opt = |e: &Option<spec::ExprSpec>, f: &str, p: &mut Vec<Problem>| {
+                e.as_ref().map(|e| expr(e, &format!("{at}/{f}"), p))
+            };
+            Guard {
+                when: expr(&g.when, &format!("{at}/when"), p),
+                status,
+                message: expr(&g.message, &format!("{at}/message"), p),
+                kind: opt(&g.kind, "type", p),
+                code: opt(&g.code, "code", p),
+                param: opt(&g.param, "param", p),
+            }
+        })
+        .collect()
+}
+
 pub struct ErrorPlan {
     pub status: Option<Expr>,
     pub message: Option<Expr>,
@@ -119,6 +154,8 @@ pub struct EndpointPlan {
     pub response: Expr,
     pub stream: Option<std::sync::Arc<StreamPlan>>,
     pub errors: ErrorPlan,
+    pub refuse: Vec<Guard>,
+    pub fail_on: Vec<Guard>,
 }
 
 /// The environment-variable prefix of a provider id: upper-cased, `-` as `_`.
@@ -304,6 +341,8 @@ fn endpoint(
         response: expr(&e.response, &format!("{ptr}/response"), p),
         stream: e.stream.as_ref().map(|s| std::sync::Arc::new(stream(s, &format!("{ptr}/stream"), p))),
         errors,
+        refuse: guards(&e.refuse, &format!("{ptr}/refuse"), 400, p),
+        fail_on: guards(&e.fail_on, &format!("{ptr}/fail_on"), 502, p),
     }
 }
 

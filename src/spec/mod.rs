@@ -128,6 +128,31 @@ pub struct EndpointSpec {
     /// Error translation for this endpoint (default: the provider's `errors`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<ErrorSpec>,
+    /// Requests the provider cannot serve, refused by the gateway before any upstream call
+    /// (checked in order on the canonical request; the first that holds answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refuse: Vec<GuardSpec>,
+    /// Successful upstream answers that are really failures (checked in order on the upstream
+    /// body; the first that holds becomes the client's error).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fail_on: Vec<GuardSpec>,
+}
+
+/// A condition that turns a call into an OpenAI error.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSpec {
+    pub when: ExprSpec,
+    /// HTTP status (default 400 for `refuse`, 502 for `fail_on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: ExprSpec,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ExprSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ExprSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<ExprSpec>,
 }
 
 /// The policy for one request parameter.

@@ -141,6 +141,14 @@ ops! {
     }
     /// Encode a list of numbers as base64 of little-endian float32 (OpenAI's `encoding_format: base64`).
     "$f32_base64" => F32Base64 { #[serde(rename = "$f32_base64")] pub value: ExprSpec }
+    /// Rewrite a tree: `map` runs on every object node, top down (`$` is the node), then on the
+    /// nodes inside its result. The values of keys listed in `names_under` are maps of named
+    /// nodes (a JSON Schema's `properties`), not nodes themselves.
+    "$walk" => Walk {
+        #[serde(rename = "$walk")] pub value: ExprSpec,
+        pub map: ExprSpec,
+        #[serde(default)] pub names_under: Vec<String>,
+    }
 }
 
 /// A JSON type name for `$is`.

@@ -218,10 +218,11 @@ impl StreamTranslator {
         }
     }
 
-    /// Write one choice fragment `{delta, finish_reason, usage, index}` as OpenAI chunks.
+    /// Write one choice fragment `{delta, finish_reason, logprobs, usage, index}` as OpenAI chunks.
     fn emit(&self, fragment: &Value, out: &mut BytesMut) {
         let delta = fragment.get("delta").filter(|d| !d.is_null());
         let finish = fragment.get("finish_reason").filter(|d| !d.is_null());
+        let logprobs = fragment.get("logprobs").filter(|d| !d.is_null());
         if delta.is_some() || finish.is_some() {
             let index = fragment.get("index").and_then(Value::as_u64).unwrap_or(0);
             self.envelope(out, |w| {
@@ -232,6 +233,10 @@ impl StreamTranslator {
                 }
                 w.write_all(b",\"finish_reason\":")?;
                 serde_json::to_writer(&mut *w, &finish.unwrap_or(&Value::Null))?;
+                if let Some(lp) = logprobs {
+                    w.write_all(b",\"logprobs\":")?;
+                    serde_json::to_writer(&mut *w, lp)?;
+                }
                 w.write_all(b"}]")?;
                 Ok(())
             });

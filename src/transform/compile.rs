@@ -354,6 +354,14 @@ impl Compiler<'_> {
                 let s = parse!(spec_ops::F32Base64);
                 self.sub(&s.value, ptr, key, root)
             }),
+            "$walk" => {
+                let s = parse!(spec_ops::Walk);
+                Op::Walk {
+                    value: self.sub(&s.value, ptr, key, root),
+                    map: self.sub(&s.map, ptr, "map", false),
+                    names_under: s.names_under.into_iter().collect(),
+                }
+            }
             unknown => {
                 let hint =
                     did_you_mean(unknown, OP_NAMES).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();

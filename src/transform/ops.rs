@@ -64,6 +64,7 @@ pub enum Op {
     Let { names: Vec<String>, values: Vec<Expr>, body: Expr },
     Template(Template),
     F32Base64(Expr),
+    Walk { value: Expr, map: Expr, names_under: HashSet<String> },
 }
 
 fn owned<'s>(v: Value) -> Out<'s> {
@@ -358,6 +359,10 @@ impl Op {
                 }
                 serde_json::to_value(&result).ok().map(Cow::Owned)
             }
+            Op::Walk { value, map, names_under } => {
+                let v = value.eval_owned(scope)?;
+                owned(walk(v, map, names_under, scope, true))
+            }
             Op::F32Base64(e) => {
                 let v = e.eval(scope)?;
                 let Value::Array(nums) = v.as_ref() else {
@@ -370,6 +375,35 @@ impl Op {
                 owned(Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)))
             }
         }
+    }
+}
+
+/// `$walk`: map every object node, top down, then descend into the mapped result.
+fn walk(v: Value, map: &Expr, names_under: &HashSet<String>, scope: &Scope<'_>, is_node: bool) -> Value {
+    match v {
+        Value::Object(_) if is_node => {
+            let mapped = map.eval_owned(&scope.with_current(&v, scope.index)).unwrap_or(Value::Null);
+            match mapped {
+                Value::Object(m) => Value::Object(
+                    m.into_iter()
+                        .map(|(k, child)| {
+                            let child = if names_under.contains(&k) {
+                                walk(child, map, names_under, scope, false)
+                            } else {
+                                walk(child, map, names_under, scope, true)
+                            };
+                            (k, child)
+                        })
+                        .collect(),
+                ),
+                other => other,
+            }
+        }
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, c)| (k, walk(c, map, names_under, scope, true))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|c| walk(c, map, names_under, scope, true)).collect()),
+        other => other,
     }
 }
 
