@@ -6,7 +6,9 @@
 //! - `request.json`: the client's request (model without the provider prefix).
 //! - `upstream_request.json`: `{method, path, query?, headers?, body}`, `path` relative to the base
 //!   URL, `headers` a subset (lower-case names). Absent when the gateway must refuse the request.
-//! - `upstream_response.json` (`{status, body}`) or `upstream_response.txt` (raw stream bytes).
+//! - `upstream_response.json` (`{status, body}`) or `upstream_response.txt` (raw stream bytes), or
+//!   `upstream_events.json` (`[{"event": name, "data": {...}}]`, framed as the mapping's stream
+//!   framing says: handy for binary framings).
 //! - `response.json`: `{status, headers?, body}`, or `{status, chunks: [...]}` for streams, each
 //!   chunk an SSE data payload (JSON, or the string `"[DONE]"`).
 //!
@@ -114,6 +116,36 @@ pub fn sse_payloads(bytes: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// The raw upstream stream of a case: `upstream_response.txt` as it is, or `upstream_events.json`
+/// framed the way the mapping's stream says. `None` for a non-stream case.
+pub fn upstream_stream(plan: &ProviderPlan, endpoint: Endpoint, case: &Path) -> Result<Option<Vec<u8>>, String> {
+    let raw = case.join("upstream_response.txt");
+    if raw.exists() {
+        return std::fs::read(&raw).map(Some).map_err(|e| e.to_string());
+    }
+    let events = case.join("upstream_events.json");
+    if !events.exists() {
+        return Ok(None);
+    }
+    let framing = endpoint.of(plan).and_then(|e| e.stream.as_ref()).map(|s| s.framing).unwrap_or_default();
+    let list = read_json(&events)?;
+    let mut out = Vec::new();
+    for ev in list.as_array().ok_or("upstream_events.json must be a list")? {
+        let name = ev.get("event").and_then(Value::as_str).unwrap_or("message");
+        let data = match ev.get("data") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        };
+        match framing {
+            crate::spec::Framing::AwsEventstream => out.extend(crate::stream::decode::encode_aws_frame(name, &data)),
+            crate::spec::Framing::Sse => out.extend(format!("event: {name}\ndata: {data}\n\n").into_bytes()),
+            crate::spec::Framing::Ndjson => out.extend(format!("{data}\n").into_bytes()),
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Run one case against a plan.
 pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
     let request = read_json(&case.join("request.json"))?;
@@ -192,9 +224,7 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
             }
         }
     }
-    let stream_file = case.join("upstream_response.txt");
-    if stream_file.exists() {
-        let raw = std::fs::read(&stream_file).map_err(|e| e.to_string())?;
+    if let Some(raw) = upstream_stream(plan, endpoint, case)? {
         let want = expected.get("chunks").cloned().unwrap_or(Value::Null);
         // The same bytes, whole and one byte at a time, must translate the same.
         for piece in [raw.len().max(1), 1] {

@@ -219,6 +219,10 @@ pub enum Framing {
     Sse,
     /// One JSON document per line.
     Ndjson,
+    /// AWS event stream: binary frames (prelude, headers, payload, CRCs). The event name is the
+    /// `:event-type` (or `:exception-type`) header; the data is the payload.
+    #[serde(rename = "aws-eventstream")]
+    AwsEventstream,
 }
 
 /// How a streamed answer is translated, event by event.
