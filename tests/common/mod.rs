@@ -69,10 +69,15 @@ impl Mock {
 
 /// A mock upstream answering every request with `reply`.
 pub async fn mock(reply: Reply) -> Mock {
+    mock_switchable(Arc::new(Mutex::new(reply))).await
+}
+
+/// A mock upstream whose reply can be changed between requests.
+pub async fn mock_switchable(reply: Arc<Mutex<Reply>>) -> Mock {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = Arc::clone(&seen);
     let app = axum::Router::new().fallback(move |req: Request| {
-        let reply = reply.clone();
+        let reply = reply.lock().unwrap().clone();
         let log = Arc::clone(&log);
         async move {
             let (parts, body) = req.into_parts();
