@@ -53,6 +53,11 @@ fn merge(base: &mut Value, over: Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
+                // `key: null` in a child removes what the parent set (a header, an endpoint).
+                if v.is_null() {
+                    b.shift_remove(&k);
+                    continue;
+                }
                 match b.get_mut(&k) {
                     Some(slot) if !REPLACED_WHOLE.contains(&k.as_str()) && slot.is_object() && v.is_object() => {
                         merge(slot, v)
@@ -137,13 +142,29 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
         layers.push(cur.clone());
     }
     let mut merged = layers.pop().expect("at least the file itself");
-    while let Some(layer) = layers.pop() {
+    while let Some(mut layer) = layers.pop() {
+        inherit(&mut layer, &merged)?;
         merge(&mut merged, layer);
     }
     if let Value::Object(m) = &mut merged {
         m.remove("extends");
     }
     Ok(merged)
+}
+
+/// Replace every `{$inherit: "/json/pointer"}` of a child with the parent's value there, so a
+/// child can build on an inherited transform instead of copying it.
+fn inherit(v: &mut Value, parent: &Value) -> Result<(), String> {
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("$inherit") => {
+            let ptr = m["$inherit"].as_str().ok_or("$inherit takes a JSON pointer such as /chat/request")?;
+            *v = parent.pointer(ptr).cloned().ok_or_else(|| format!("$inherit: the parent has nothing at '{ptr}'"))?;
+            Ok(())
+        }
+        Value::Object(m) => m.values_mut().try_for_each(|c| inherit(c, parent)),
+        Value::Array(a) => a.iter_mut().try_for_each(|c| inherit(c, parent)),
+        _ => Ok(()),
+    }
 }
 
 /// Schema errors as problems. A failed `anyOf` is replaced by the errors of its most plausible

@@ -15,7 +15,7 @@ use crate::spec::{
 use crate::stream::rules::{Action, StreamPlan};
 use crate::transform::glob::Glob;
 use crate::transform::{compile, Expr, Reads};
-use template::Template;
+use template::{Template, TemplateVars};
 
 /// An API key; never printed.
 #[derive(Clone)]
@@ -178,6 +178,22 @@ pub fn compile_provider(
         .filter(|s| !s.is_empty())
         .or_else(|| file.base_url.clone())
         .map(|u| u.trim_end_matches('/').to_string());
+    let vars_early: Vec<(String, String)> = file
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone())))
+        .collect();
+    // A base URL may name vars (`https://{{ vars.region }}.example.com`): rendered once, here.
+    let base_url = match base_url {
+        Some(u) if u.contains("{{") => match Template::compile(&u) {
+            Ok(t) => Some(t.render_string(&TemplateVars { model: "", stream: false, vars: &vars_early }, false)),
+            Err(e) => {
+                p.push(Problem::new("/base_url", e));
+                None
+            }
+        },
+        other => other,
+    };
     if let Some(u) = &base_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
             p.push(Problem::new("/base_url", format!("base URL '{u}' must start with http:// or https://")));
@@ -194,11 +210,7 @@ pub fn compile_provider(
         },
         AuthSpec::Query { query } => Auth::Query { name: query.clone() },
     };
-    let vars: Vec<(String, String)> = file
-        .vars
-        .iter()
-        .map(|(k, v)| (k.clone(), env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone())))
-        .collect();
+    let vars = vars_early;
     let headers = headers(&file.headers, "/headers", &vars, &mut p);
     let default_errors = file.errors.as_ref();
     let chat = file.chat.as_ref().map(|e| endpoint(e, "/chat", default_errors, &vars, &mut p));
@@ -388,5 +400,44 @@ fn stream(s: &StreamSpec, ptr: &str, p: &mut Vec<Problem>) -> StreamPlan {
         event: s.event.as_ref().map(|e| expr(e, &format!("{ptr}/event"), p)),
         rules,
         fallback,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::load::{load, SourceFile};
+
+    fn src(id: &str, text: &str) -> SourceFile {
+        SourceFile { id: id.into(), path: format!("{id}.yaml"), text: text.into() }
+    }
+
+    #[test]
+    fn base_url_renders_vars_from_file_or_environment() {
+        let file = "name: R\nbase_url: \"https://rt.{{ vars.region }}.example.com/\"\nvars: { region: us-east-1 }\n";
+        let (plans, errors) = load(&[src("rt", file)], &|_| None);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(plans[0].base_url.as_deref(), Some("https://rt.us-east-1.example.com"));
+        let (plans, _) = load(&[src("rt", file)], &|k| (k == "RT_REGION").then(|| "eu-west-1".to_string()));
+        assert_eq!(plans[0].base_url.as_deref(), Some("https://rt.eu-west-1.example.com"));
+    }
+
+    #[test]
+    fn extends_inherits_removes_with_null_and_reuses_transforms() {
+        let parent = "name: P\nbase_url: https://p.test\nheaders: { x-a: \"1\", x-b: \"2\" }\nchat:\n  path: /c\n  request: { model: $.model, n: 1 }\n  response: $\n";
+        let child = "extends: parent\nname: C\nheaders: { x-b: null }\nchat:\n  request: { $merge: [{ $omit: { $inherit: /chat/request }, keys: [n] }, { extra: true }] }\n";
+        let (plans, errors) = load(&[src("parent", parent), src("child", child)], &|_| None);
+        assert!(errors.is_empty(), "{errors:?}");
+        let c = plans.iter().find(|p| p.id == "child").unwrap();
+        assert_eq!(c.base_url.as_deref(), Some("https://p.test"));
+        let names: Vec<&str> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["x-a"]);
+        let req = serde_json::json!({"model": "m"});
+        let out = c.chat.as_ref().unwrap().request.eval_owned(&crate::transform::Scope::new(
+            &req,
+            &Value::Null,
+            &Value::Null,
+        ));
+        assert_eq!(out, Some(serde_json::json!({"model": "m", "extra": true})));
     }
 }

@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// Everything but unreserved characters is escaped, so an interpolated value can never add a
+/// Everything but unreserved characters (and `@`, as in versioned model names) is escaped, so an interpolated value can never add a
 /// path segment, a query or a fragment (`/`, `?`, `#`, `:`, `%`, `..` stays inside its segment).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'@');
 
 static ENV: LazyLock<minijinja::Environment<'static>> = LazyLock::new(minijinja::Environment::new);
 

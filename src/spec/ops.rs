@@ -141,6 +141,9 @@ ops! {
     }
     /// Encode a list of numbers as base64 of little-endian float32 (OpenAI's `encoding_format: base64`).
     "$f32_base64" => F32Base64 { #[serde(rename = "$f32_base64")] pub value: ExprSpec }
+    /// In a file that `extends` another: the parent's value at this JSON pointer (e.g.
+    /// `/chat/request`), substituted when the files are merged.
+    "$inherit" => Inherit { #[serde(rename = "$inherit")] pub pointer: String }
     /// Rewrite a tree: `map` runs on every object node, top down (`$` is the node), then on the
     /// nodes inside its result. The values of keys listed in `names_under` are maps of named
     /// nodes (a JSON Schema's `properties`), not nodes themselves.

@@ -354,6 +354,9 @@ impl Compiler<'_> {
                 let s = parse!(spec_ops::F32Base64);
                 self.sub(&s.value, ptr, key, root)
             }),
+            "$inherit" => {
+                return self.problem(&child(ptr, key), "$inherit is only meaningful in a file that extends another");
+            }
             "$walk" => {
                 let s = parse!(spec_ops::Walk);
                 Op::Walk {
