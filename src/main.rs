@@ -15,6 +15,11 @@ use lightport::registry::{builtin_sources, load_registry, read_sources, watch};
 use lightport::server::{router, AppState, Config};
 use lightport::vectors;
 
+/// mimalloc: the request and stream paths allocate many small JSON nodes, which it serves
+/// markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "lightport",

@@ -75,25 +75,24 @@ pub struct UpstreamRequest {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    /// Parameters the gateway dropped, in request order.
+    /// Parameters the gateway dropped, in name order.
     pub dropped: Vec<String>,
 }
 
-/// Apply the endpoint's parameter policies to the canonical request, in request order.
+/// Apply the endpoint's parameter policies to the canonical request (fields in name order).
 fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Map<String, Value>) -> Result<Vec<String>, GatewayError> {
-    let mut dropped = Vec::new();
+    // First decide, reading only: most requests need no change and allocate nothing here.
+    let mut drop = Vec::new();
     let mut renames = Vec::new();
-    let keys: Vec<String> = body.keys().cloned().collect();
-    for key in keys {
-        if body.get(&key).is_some_and(Value::is_null) {
+    for (key, value) in body.iter() {
+        if value.is_null() {
             continue;
         }
-        let policy = match ep.params.rules.iter().find(|(n, _)| *n == key) {
+        let policy = match ep.params.rules.iter().find(|(n, _)| n == key) {
             Some((_, p)) => p,
-            None if ep.params.reads.everything || ep.params.reads.keys.contains(&key) => continue,
+            None if ep.params.reads.everything || ep.params.reads.keys.contains(key) => continue,
             None => &ep.params.unread,
         };
-        let value = &body[&key];
         let reject = || {
             GatewayError::invalid(format!("parameter '{key}' is not supported by provider '{provider}'"))
                 .with_param(key.clone())
@@ -101,26 +100,23 @@ fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Map<String, Value>
         };
         match policy {
             Policy::Keep => {}
-            Policy::Drop => {
-                body.shift_remove(&key);
-                dropped.push(key);
-            }
-            Policy::DropUnless(ok) if !ok.contains(value) => {
-                body.shift_remove(&key);
-                dropped.push(key);
-            }
+            Policy::Drop => drop.push(key.clone()),
+            Policy::DropUnless(ok) if !ok.contains(value) => drop.push(key.clone()),
             Policy::Reject => return Err(reject()),
             Policy::RejectUnless(ok) if !ok.contains(value) => return Err(reject()),
-            Policy::Rename(to) => renames.push((key, to.clone())),
+            Policy::Rename(to) => renames.push((key.clone(), to.clone())),
             _ => {}
         }
     }
+    for key in &drop {
+        body.remove(key);
+    }
     for (from, to) in renames {
-        if let Some(v) = body.shift_remove(&from) {
+        if let Some(v) = body.remove(&from) {
             body.insert(to, v);
         }
     }
-    Ok(dropped)
+    Ok(drop)
 }
 
 /// Canonical request → upstream request. `client_key` is the client's bearer token, used when
@@ -201,11 +197,15 @@ pub fn build_request(
         pq.push('=');
         pq.extend(utf8_percent_encode(v, QUERY));
     }
-    for (name, t) in plan.headers.iter().chain(&ep.headers) {
-        let value = t.render_string(&vars, false);
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name.clone(), v);
-        }
+    for h in plan.headers.iter().chain(&ep.headers) {
+        let value = match &h.fixed {
+            Some(v) => v.clone(),
+            None => match HeaderValue::from_str(&h.template.render_string(&vars, false)) {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+        };
+        headers.insert(h.name.clone(), value);
     }
     Ok(UpstreamRequest {
         method: ep.method.clone(),

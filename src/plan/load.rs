@@ -55,7 +55,7 @@ fn merge(base: &mut Value, over: Value) {
             for (k, v) in o {
                 // `key: null` in a child removes what the parent set (a header, an endpoint).
                 if v.is_null() {
-                    b.shift_remove(&k);
+                    b.remove(&k);
                     continue;
                 }
                 match b.get_mut(&k) {

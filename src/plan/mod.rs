@@ -42,7 +42,7 @@ pub struct ProviderPlan {
     pub auth: Auth,
     /// From `<ID>_API_KEY`.
     pub key: Option<Secret>,
-    pub headers: Vec<(HeaderName, Template)>,
+    pub headers: Vec<HeaderPlan>,
     pub vars: Vec<(String, String)>,
     pub patterns: Vec<Glob>,
     pub models: Vec<String>,
@@ -79,6 +79,13 @@ fn capabilities(file: &MappingFile, chat: Option<&EndpointPlan>) -> Capabilities
         embeddings: file.embeddings.is_some(),
         passthrough,
     }
+}
+
+/// A header sent upstream: a fixed value built once, or a template rendered per call.
+pub struct HeaderPlan {
+    pub name: HeaderName,
+    pub template: Template,
+    pub fixed: Option<HeaderValue>,
 }
 
 /// What to do with one request parameter.
@@ -148,7 +155,7 @@ pub struct EndpointPlan {
     pub stream_path: Option<Template>,
     pub query: Vec<(String, Template)>,
     pub stream_query: Vec<(String, Template)>,
-    pub headers: Vec<(HeaderName, Template)>,
+    pub headers: Vec<HeaderPlan>,
     pub params: Params,
     pub request: Expr,
     pub response: Expr,
@@ -258,7 +265,7 @@ fn headers(
     ptr: &str,
     vars: &[(String, String)],
     p: &mut Vec<Problem>,
-) -> Vec<(HeaderName, Template)> {
+) -> Vec<HeaderPlan> {
     let mut out = Vec::new();
     for (k, v) in map {
         let at = format!("{ptr}/{k}");
@@ -266,10 +273,18 @@ fn headers(
             p.push(Problem::new(&at, format!("'{k}' is not a valid header name")));
             continue;
         };
-        if !v.contains("{{") && HeaderValue::from_str(v).is_err() {
-            p.push(Problem::new(&at, "not a valid header value"));
-        }
-        out.push((name, template(v, &at, vars, p)));
+        let fixed = if v.contains("{{") {
+            None
+        } else {
+            match HeaderValue::from_str(v) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    p.push(Problem::new(&at, "not a valid header value"));
+                    None
+                }
+            }
+        };
+        out.push(HeaderPlan { name, template: template(v, &at, vars, p), fixed });
     }
     out
 }
@@ -430,7 +445,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let c = plans.iter().find(|p| p.id == "child").unwrap();
         assert_eq!(c.base_url.as_deref(), Some("https://p.test"));
-        let names: Vec<&str> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = c.headers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, vec!["x-a"]);
         let req = serde_json::json!({"model": "m"});
         let out = c.chat.as_ref().unwrap().request.eval_owned(&crate::transform::Scope::new(

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use indexmap::IndexMap;
-
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -58,11 +56,11 @@ ops! {
         #[serde(default)] pub then: Option<ExprSpec>,
         #[serde(default, rename = "else")] pub otherwise: Option<ExprSpec>,
     }
-    /// Choose by the value: the first case whose glob pattern (`*` = any run) matches its text.
+    /// Choose by the value: the case whose glob pattern (`*` = any run) matches its text; when
+    /// several match, the most specific (an exact name, else the most literal characters) wins.
     "$match" => Match {
         #[serde(rename = "$match")] pub value: ExprSpec,
-        /// Tried in the order written.
-        pub cases: IndexMap<String, ExprSpec>,
+        pub cases: BTreeMap<String, ExprSpec>,
         #[serde(default)] pub default: Option<ExprSpec>,
     }
     /// True when the value is present and not null.

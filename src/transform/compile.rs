@@ -192,13 +192,13 @@ impl Compiler<'_> {
             "$match" => {
                 let s = parse!(spec_ops::Match);
                 let base = child(ptr, "cases");
+                let mut cases: Vec<(Glob, Expr)> =
+                    s.cases.iter().map(|(k, e)| (Glob::new(k), self.expr(&e.0, &child(&base, k), root))).collect();
+                // The most specific pattern wins, whatever order the file lists them in.
+                cases.sort_by_key(|(g, _)| std::cmp::Reverse(g.specificity()));
                 Op::Match {
                     value: self.sub(&s.value, ptr, key, root),
-                    cases: s
-                        .cases
-                        .iter()
-                        .map(|(k, e)| (Glob::new(k), self.expr(&e.0, &child(&base, k), root)))
-                        .collect(),
+                    cases,
                     default: self.opt(&s.default, ptr, "default", root),
                 }
             }

@@ -16,6 +16,12 @@ impl Glob {
         }
     }
 
+    /// How specific the pattern is: exact patterns first, then by the number of literal
+    /// characters (`gemini-2.5-pro*` before `gemini-2.5-*` before `gemini-*` before `*`).
+    pub fn specificity(&self) -> (bool, usize) {
+        (self.parts.len() == 1, self.parts.iter().map(String::len).sum())
+    }
+
     pub fn matches(&self, text: &str) -> bool {
         if self.parts.len() == 1 {
             return self.parts[0] == text;

@@ -129,6 +129,7 @@ impl Op {
                 let v = value.eval(scope);
                 let text = v.as_deref().and_then(key_text);
                 if let Some(text) = text {
+                    // Cases are kept most specific first (see compile), so the first match wins.
                     if let Some((_, e)) = cases.iter().find(|(g, _)| g.matches(&text)) {
                         return e.eval(scope);
                     }
@@ -161,7 +162,7 @@ impl Op {
                     out.push_str(s);
                     any = true;
                 }
-                any.then(|| Cow::Owned(Value::String(out)))
+                any.then_some(Cow::Owned(Value::String(out)))
             }
             Op::Concat(es) => {
                 let mut out = Vec::new();
@@ -260,7 +261,7 @@ impl Op {
                     Value::Object(m) if keys.iter().any(|k| m.contains_key(k.as_str())) => {
                         let mut m = m.clone();
                         for k in keys {
-                            m.shift_remove(k.as_str());
+                            m.remove(k.as_str());
                         }
                         owned(Value::Object(m))
                     }
