@@ -69,6 +69,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Serve `app` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Token-sized stream writes must leave at once: without TCP_NODELAY, Nagle's algorithm and
+    // the client's delayed ACK hold a small write for up to ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
 /// An error as the client sees it.
 pub fn error_response(e: &GatewayError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -213,7 +227,6 @@ impl From<GatewayError> for Failure {
 }
 
 async fn handle(state: Arc<AppState>, req: Request, endpoint: Endpoint) -> Response {
-    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let rid = parts
         .headers
@@ -222,7 +235,7 @@ async fn handle(state: Arc<AppState>, req: Request, endpoint: Endpoint) -> Respo
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(request_id);
-    match call(&state, &parts.headers, body, endpoint, &rid, started).await {
+    match call(&state, &parts.headers, body, endpoint, &rid).await {
         Ok(resp) => resp,
         Err(f) => {
             tracing::debug!(request_id = %rid, status = f.error.status, "{}", f.error.message);
@@ -239,9 +252,10 @@ async fn call(
     body: Body,
     endpoint: Endpoint,
     rid: &str,
-    started: Instant,
 ) -> Result<Response, Failure> {
     let bytes = read_body(state, headers, body).await?;
+    // The gateway's own time starts once the client's body is in: upload time is not ours.
+    let started = Instant::now();
     let mut body = parse_object(&bytes)?;
     let obj = body.as_object().expect("parse_object gives an object");
     match endpoint {

@@ -89,7 +89,7 @@ impl Decoder {
     pub fn new(framing: Framing) -> Decoder {
         Decoder {
             framing,
-            buf: Vec::with_capacity(1024),
+            buf: Vec::new(),
             after_cr: false,
             name: None,
             data: String::new(),

@@ -158,9 +158,7 @@ pub async fn gateway_with(registry: Registry, config: Config) -> Gateway {
     let app = router(AppState::new(Arc::clone(&registry), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    tokio::spawn(lightport::server::serve(listener, app, std::future::pending()));
     Gateway { addr, registry }
 }
 

@@ -1,0 +1,586 @@
+//! The benchmark: Lightport against going direct, and against LiteLLM's proxy and Portkey's
+//! gateway when they are installed, in one run on this machine, with the same mock upstream.
+//! Run it with `examples/bench/run.sh` (it builds, installs the load generator, pins cores).
+//!
+//! Cores (2 here). Latency (fixed rate, time to first chunk): load generator, mock upstream and
+//! gateway all on core 1. At these rates they barely compete for it, and no request pays for a
+//! cross-core wake-up (on a VM each costs tens of microseconds, and a gateway adds two of them
+//! per request: that is the machine, not the gateway). Throughput (fixed concurrency): the
+//! gateway alone on core 0, the mock and oha on core 1.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+const MOCK: &str = "127.0.0.1:19100";
+
+struct Args {
+    duration: u64,
+    rate: u64,
+    connections: u64,
+    ttfc_samples: usize,
+    open_streams: usize,
+    peers: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args { duration: 10, rate: 1000, connections: 64, ttfc_samples: 300, open_streams: 2000, peers: true };
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = argv.iter().position(|x| x == "--no-peers") {
+        argv.remove(i);
+        a.peers = false;
+    }
+    for pair in argv.chunks(2) {
+        let v = pair.get(1).and_then(|v| v.parse().ok());
+        match (pair[0].as_str(), v) {
+            ("--duration", Some(v)) => a.duration = v,
+            ("--rate", Some(v)) => a.rate = v,
+            ("--connections", Some(v)) => a.connections = v,
+            ("--ttfc-samples", Some(v)) => a.ttfc_samples = v as usize,
+            ("--open-streams", Some(v)) => a.open_streams = v as usize,
+            _ => {
+                eprintln!("usage: bench [--duration S] [--rate RPS] [--connections N] [--ttfc-samples N] [--open-streams N] [--no-peers]");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(
+    name: &'static str,
+    core: &str,
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    dir: Option<&Path>,
+) -> Proc {
+    let mut cmd = Command::new("taskset");
+    cmd.arg("-c").arg(core).arg(program).args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    Proc(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display())))
+}
+
+/// Move a process, its threads and its child processes to `core`.
+fn pin(pid: u32, core: &str) {
+    let _ = Command::new("taskset")
+        .args(["-a", "-p", "-c", core, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            pin(c, core);
+        }
+    }
+}
+
+fn rss_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The RSS of a process and its children (LiteLLM and Portkey run helper processes).
+fn tree_rss_kb(pid: u32, field: &str) -> u64 {
+    let mut total = rss_kb(pid, field).unwrap_or(0);
+    if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            total += tree_rss_kb(c, field);
+        }
+    }
+    total
+}
+
+async fn wait_ready(client: &reqwest::Client, url: &str, what: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{what} did not become ready at {url} within {} s", limit.as_secs());
+    false
+}
+
+/// A gateway under test: how to call it for each scenario.
+struct Target {
+    name: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    pid: Option<u32>,
+    /// Per scenario (openai, anthropic): extra headers and the model name.
+    route: fn(&str) -> (Vec<(String, String)>, String),
+    /// Whether the body is OpenAI's (every gateway) or the provider's own (direct).
+    direct: bool,
+}
+
+#[derive(Default, Clone)]
+struct Load {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    rps: f64,
+    ok: f64,
+}
+
+fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: &[String]) -> Option<Load> {
+    let body_file = std::env::temp_dir().join(format!("lightport-bench-{}.json", std::process::id()));
+    std::fs::write(&body_file, body.to_string()).ok()?;
+    let oha = which("oha")?;
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", core]).arg(oha).args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "-m",
+        "POST",
+        "-T",
+        "application/json",
+    ]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    cmd.arg("-D").arg(&body_file).args(args).arg(url);
+    let out = cmd.output().ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let pct = |k: &str| v["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1e6;
+    Some(Load {
+        p50: pct("p50"),
+        p90: pct("p90"),
+        p99: pct("p99"),
+        rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
+        ok: v["summary"]["successRate"].as_f64().unwrap_or(0.0) * 100.0,
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(PathBuf::from)
+        .chain([Path::new(&home).join(".cargo/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn openai_body(model: &str, stream: bool, hold: bool) -> Value {
+    let text = if hold { "hold" } else { "Hello, how are you?" };
+    let mut b = json!({"model": model, "messages": [{"role": "system", "content": "You are brief."}, {"role": "user", "content": text}], "max_tokens": 100});
+    if stream {
+        b["stream"] = json!(true);
+    }
+    b
+}
+
+fn anthropic_body(stream: bool) -> Value {
+    let mut b = json!({"model": "claude-sonnet-4-5", "system": "You are brief.", "max_tokens": 100,
+                       "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello, how are you?"}]}]});
+    if stream {
+        b["stream"] = json!(true);
+    }
+    b
+}
+
+/// (url, headers, body) of one scenario for one target.
+fn request(t: &Target, scenario: &str, stream: bool) -> (String, Vec<(String, String)>, Value) {
+    let (extra, model) = (t.route)(scenario);
+    let mut headers = t.headers.clone();
+    headers.extend(extra);
+    if t.direct {
+        return match scenario {
+            "anthropic" => (format!("{}/v1/messages", t.url), headers, anthropic_body(stream)),
+            _ => (format!("{}/v1/chat/completions", t.url), headers, openai_body(&model, stream, false)),
+        };
+    }
+    (format!("{}/v1/chat/completions", t.url), headers, openai_body(&model, stream, false))
+}
+
+/// Time to the first streamed content chunk, over sequential requests (microseconds, sorted).
+async fn ttfc(client: &reqwest::Client, url: &str, headers: &[(String, String)], body: &Value, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut req = client.post(url).json(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let start = Instant::now();
+        let Ok(resp) = req.send().await else { continue };
+        let mut s = resp.bytes_stream();
+        let mut seen = Vec::new();
+        let mut first = None;
+        while let Some(Ok(chunk)) = s.next().await {
+            seen.extend_from_slice(&chunk);
+            // The first chunk that carries generated text (not the role/start events).
+            if first.is_none() && (contains(&seen, b"\"content\":\"Hello\"") || contains(&seen, b"\"text\":\"Hello\""))
+            {
+                first = Some(start.elapsed());
+            }
+        }
+        if let Some(f) = first {
+            out.push(f.as_secs_f64() * 1e6);
+        }
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Open `n` streams through the gateway that the mock holds open, and measure its RSS then.
+async fn open_streams_rss(t: &Target, n: usize) -> Option<(usize, u64)> {
+    let pid = t.pid?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).no_proxy().build().ok()?;
+    let (extra, model) = (t.route)("openai");
+    let url = format!("{}/v1/chat/completions", t.url);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(n);
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let mut req = client.post(&url).json(&openai_body(&model, true, true));
+        for (k, v) in t.headers.iter().chain(&extra) {
+            req = req.header(k, v);
+        }
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let Ok(resp) = req.send().await else { return };
+            let mut s = resp.bytes_stream();
+            if s.next().await.is_some() {
+                let _ = tx.send(()).await;
+                // Keep the stream open until aborted.
+                while s.next().await.is_some() {}
+            }
+        }));
+    }
+    drop(tx);
+    let mut open = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while open < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(())) => open += 1,
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = tree_rss_kb(pid, "VmRSS:");
+    for t in tasks {
+        t.abort();
+    }
+    Some((open, rss))
+}
+
+fn us(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v >= 10_000.0 {
+        format!("{:.1} ms", v / 1000.0)
+    } else {
+        format!("{v:.0} µs")
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let release = root.join("target/release");
+    let peers = root.join("target/bench-peers");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut report = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    report.push_str(&format!(
+        "Machine: {} cores, {cpu}. Latency: oha, mock and gateway on core 1; throughput: gateway alone on core 0, oha and mock on core 1. {} s per run; fixed rate {} req/s; fixed concurrency {} connections.\n\n",
+        std::fs::read_to_string("/proc/cpuinfo").map_or(0, |c| c.lines().filter(|l| l.starts_with("processor")).count()),
+        a.duration,
+        a.rate,
+        a.connections
+    ));
+
+    let _mock = spawn("mock", "1", &release.join("examples/bench_mock"), &[MOCK], &[], None);
+    let mock_url = format!("http://{MOCK}");
+    // The mock answers any path; readiness is a POST that succeeds.
+    for _ in 0..50 {
+        if client.post(format!("{mock_url}/v1/chat/completions")).body("{}").send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut targets: Vec<(Target, Option<Proc>)> = Vec::new();
+    targets.push((
+        Target {
+            name: "direct (no gateway)".into(),
+            url: mock_url.clone(),
+            headers: vec![("authorization".into(), "Bearer k".into())],
+            pid: None,
+            route: |_| (vec![], "gpt-4o-mini".into()),
+            direct: true,
+        },
+        None,
+    ));
+
+    let env = vec![
+        ("OPENAI_BASE_URL", format!("{mock_url}/v1")),
+        ("OPENAI_API_KEY", "k".to_string()),
+        ("ANTHROPIC_BASE_URL", mock_url.clone()),
+        ("ANTHROPIC_API_KEY", "k".to_string()),
+        ("LIGHTPORT_LOG", "warn".to_string()),
+    ];
+    let lp = spawn("lightport", "0", &release.join("lightport"), &["serve", "--listen", "127.0.0.1:19200"], &env, None);
+    if wait_ready(&client, "http://127.0.0.1:19200/health", "lightport", Duration::from_secs(10)).await {
+        let pid = lp.0.id();
+        report.push_str(&format!(
+            "Lightport idle RSS with all {} mappings loaded: {:.1} MB\n\n",
+            27,
+            rss_kb(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0
+        ));
+        targets.push((
+            Target {
+                name: "Lightport".into(),
+                url: "http://127.0.0.1:19200".into(),
+                headers: vec![],
+                pid: Some(pid),
+                route: |s| {
+                    (
+                        vec![],
+                        if s == "anthropic" {
+                            "anthropic/claude-sonnet-4-5".into()
+                        } else {
+                            "openai/gpt-4o-mini".into()
+                        },
+                    )
+                },
+                direct: false,
+            },
+            Some(lp),
+        ));
+    }
+
+    let litellm = peers.join("venv/bin/litellm");
+    if a.peers && litellm.is_file() {
+        let cfg = std::env::temp_dir().join("lightport-bench-litellm.yaml");
+        let mut f = std::fs::File::create(&cfg).unwrap();
+        writeln!(f, "model_list:\n  - model_name: openai/gpt-4o-mini\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{mock_url}/v1', api_key: k}}\n  - model_name: anthropic/claude-sonnet-4-5\n    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: '{mock_url}', api_key: k}}\nlitellm_settings: {{ set_verbose: false, json_logs: false }}").unwrap();
+        let p = spawn(
+            "litellm",
+            "0",
+            &litellm,
+            &["--config", cfg.to_str().unwrap(), "--port", "19300", "--num_workers", "1"],
+            &[("LITELLM_LOG", "ERROR".into()), ("LITELLM_MASTER_KEY", "sk-bench-0123456789".into())],
+            None,
+        );
+        if wait_ready(&client, "http://127.0.0.1:19300/health/liveliness", "litellm", Duration::from_secs(120)).await {
+            let pid = p.0.id();
+            targets.push((
+                Target {
+                    name: "LiteLLM proxy".into(),
+                    url: "http://127.0.0.1:19300".into(),
+                    headers: vec![("authorization".into(), "Bearer sk-bench-0123456789".into())],
+                    pid: Some(pid),
+                    route: |s| {
+                        (
+                            vec![],
+                            if s == "anthropic" {
+                                "anthropic/claude-sonnet-4-5".into()
+                            } else {
+                                "openai/gpt-4o-mini".into()
+                            },
+                        )
+                    },
+                    direct: false,
+                },
+                Some(p),
+            ));
+        }
+    } else {
+        report.push_str("LiteLLM: not installed (examples/bench/run.sh --peers installs it)\n\n");
+    }
+
+    let portkey = peers.join("portkey/node_modules/@portkey-ai/gateway/build/start-server.js");
+    if a.peers && portkey.is_file() {
+        let node = which("node").unwrap_or_else(|| PathBuf::from("node"));
+        let p = spawn("portkey", "0", &node, &[portkey.to_str().unwrap(), "--port=19400"], &[], None);
+        if wait_ready(&client, "http://127.0.0.1:19400/", "portkey", Duration::from_secs(60)).await {
+            let pid = p.0.id();
+            targets.push((
+                Target {
+                    name: "Portkey gateway".into(),
+                    url: "http://127.0.0.1:19400".into(),
+                    headers: vec![("authorization".into(), "Bearer k".into()), ("x-api-key".into(), "k".into())],
+                    pid: Some(pid),
+                    route: |s| {
+                        let host = format!("http://{MOCK}/v1");
+                        if s == "anthropic" {
+                            (
+                                vec![
+                                    ("x-portkey-provider".into(), "anthropic".into()),
+                                    ("x-portkey-custom-host".into(), host),
+                                ],
+                                "claude-sonnet-4-5".into(),
+                            )
+                        } else {
+                            (
+                                vec![
+                                    ("x-portkey-provider".into(), "openai".into()),
+                                    ("x-portkey-custom-host".into(), host),
+                                ],
+                                "gpt-4o-mini".into(),
+                            )
+                        }
+                    },
+                    direct: false,
+                },
+                Some(p),
+            ));
+        }
+    } else {
+        report.push_str("Portkey: not installed (examples/bench/run.sh --peers installs it)\n\n");
+    }
+
+    let d = format!("{}s", a.duration);
+    let mock_pid = _mock.0.id();
+    for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
+        report.push_str(&format!("### Non-stream, {label}\n\n| target | p50 | p90 | p99 | p50 added | p99 added | p99 ratio | max req/s ({} conns) | errors |\n|---|---|---|---|---|---|---|---|---|\n", a.connections));
+        let mut base: Option<Load> = None;
+        for (t, _) in &targets {
+            let (url, headers, body) = request(t, scenario, false);
+            // Latency layout: everything on core 1.
+            pin(mock_pid, "1");
+            if let Some(pid) = t.pid {
+                pin(pid, "1");
+            }
+            let _ = oha("1", &url, &body, &headers, &["-z".into(), "2s".into(), "-c".into(), "8".into()]);
+            let fixed = oha(
+                "1",
+                &url,
+                &body,
+                &headers,
+                &[
+                    "-z".into(),
+                    d.clone(),
+                    "-q".into(),
+                    a.rate.to_string(),
+                    "--latency-correction".into(),
+                    "-c".into(),
+                    "32".into(),
+                ],
+            );
+            // Throughput layout: the gateway alone on core 0.
+            if let Some(pid) = t.pid {
+                pin(pid, "0");
+            }
+            let max =
+                oha("1", &url, &body, &headers, &["-z".into(), d.clone(), "-c".into(), a.connections.to_string()]);
+            let (Some(f), Some(m)) = (fixed, max) else {
+                report.push_str(&format!("| {} | failed to run | | | | | | | |\n", t.name));
+                continue;
+            };
+            let (add50, add99, ratio) = match &base {
+                Some(b) => (us(f.p50 - b.p50), us(f.p99 - b.p99), format!("{:.2}x", f.p99 / b.p99)),
+                None => ("-".into(), "-".into(), "1.00x".into()),
+            };
+            report.push_str(&format!(
+                "| {} | {} | {} | {} | {add50} | {add99} | {ratio} | {:.0} | {:.2}% |\n",
+                t.name,
+                us(f.p50),
+                us(f.p90),
+                us(f.p99),
+                m.rps,
+                100.0 - f.ok.min(m.ok)
+            ));
+            if t.direct {
+                base = Some(f);
+            }
+        }
+        report.push('\n');
+    }
+
+    report.push_str(&format!("### Streams: time to first content chunk ({} sequential requests)\n\n| target | scenario | p50 | p99 | p50 added | p99 added |\n|---|---|---|---|---|---|\n", a.ttfc_samples));
+    // Latency layout again; the client is this process, on core 1 with the mock and gateway.
+    for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
+        let mut base: Option<(f64, f64)> = None;
+        for (t, _) in &targets {
+            if let Some(pid) = t.pid {
+                pin(pid, "1");
+            }
+            let (url, headers, body) = request(t, scenario, true);
+            let _ = ttfc(&client, &url, &headers, &body, 20).await;
+            let s = ttfc(&client, &url, &headers, &body, a.ttfc_samples).await;
+            let (p50, p99) = (pct(&s, 0.5), pct(&s, 0.99));
+            let (a50, a99) = match base {
+                Some((b50, b99)) => (us(p50 - b50), us(p99 - b99)),
+                None => ("-".into(), "-".into()),
+            };
+            report.push_str(&format!("| {} | {label} | {} | {} | {a50} | {a99} |\n", t.name, us(p50), us(p99)));
+            if t.direct {
+                base = Some((p50, p99));
+            }
+        }
+    }
+    report.push('\n');
+
+    report.push_str(&format!(
+        "### Memory\n\n| target | idle RSS | RSS with {} open streams | peak RSS (whole run) |\n|---|---|---|---|\n",
+        a.open_streams
+    ));
+    for (t, _) in &targets {
+        let Some(pid) = t.pid else { continue };
+        pin(pid, "0");
+        let idle = tree_rss_kb(pid, "VmRSS:");
+        let open = open_streams_rss(t, a.open_streams).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let peak = tree_rss_kb(pid, "VmHWM:");
+        let open = match open {
+            Some((n, kb)) if n == a.open_streams => format!("{:.1} MB", kb as f64 / 1024.0),
+            Some((n, kb)) => format!("{:.1} MB ({n} opened)", kb as f64 / 1024.0),
+            None => "-".into(),
+        };
+        report.push_str(&format!(
+            "| {} | {:.1} MB | {open} | {:.1} MB |\n",
+            t.name,
+            idle as f64 / 1024.0,
+            peak as f64 / 1024.0
+        ));
+    }
+    println!("{report}");
+    let out = root.join("target/bench-report.md");
+    let _ = std::fs::write(&out, &report);
+    eprintln!("(also written to {})", out.display());
+}
