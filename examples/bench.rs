@@ -124,6 +124,9 @@ async fn wait_ready(client: &reqwest::Client, url: &str, what: &str, limit: Dura
     false
 }
 
+/// Headers and model name a target needs for a scenario ("openai" or "anthropic").
+type Route = fn(&str) -> (Vec<(String, String)>, String);
+
 /// A gateway under test: how to call it for each scenario.
 struct Target {
     name: String,
@@ -131,7 +134,7 @@ struct Target {
     headers: Vec<(String, String)>,
     pid: Option<u32>,
     /// Per scenario (openai, anthropic): extra headers and the model name.
-    route: fn(&str) -> (Vec<(String, String)>, String),
+    route: Route,
     /// Whether the body is OpenAI's (every gateway) or the provider's own (direct).
     direct: bool,
 }
