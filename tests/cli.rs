@@ -128,10 +128,14 @@ fn src_names_no_provider() {
             continue;
         }
         let text = std::fs::read_to_string(&p).unwrap_or_default().to_lowercase();
+        // Word boundaries as `grep -w` sees them: a letter, digit or `_` may not touch the id.
+        let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
         for (n, line) in text.lines().enumerate() {
-            let words: Vec<&str> = line.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_')).collect();
             for id in &ids {
-                if words.iter().any(|w| w == id) {
+                let found = line.match_indices(id.as_str()).any(|(at, _)| {
+                    !is_word(line[..at].chars().next_back()) && !is_word(line[at + id.len()..].chars().next())
+                });
+                if found {
                     hits.push(format!("{}:{}: {id}", p.display(), n + 1));
                 }
             }
