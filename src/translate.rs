@@ -239,6 +239,12 @@ pub fn translate_response(
     })
 }
 
+/// Whether a successful answer of this endpoint is forwarded byte for byte (its response
+/// transform is the identity and no `fail_on` rule needs to read it).
+pub fn forwards_response_as_is(plan: &ProviderPlan, endpoint: Endpoint) -> bool {
+    endpoint.of(plan).is_some_and(|ep| ep.response.is_identity() && ep.fail_on.is_empty())
+}
+
 /// The error of the first guard that holds.
 fn first_guard(guards: &[crate::plan::Guard], scope: &Scope<'_>) -> Option<GatewayError> {
     let g = guards.iter().find(|g| g.when.holds(scope))?;

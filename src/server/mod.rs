@@ -337,8 +337,16 @@ async fn call(
         .await
         .map_err(|e| fail(e, &dropped))?;
     let translated_at = Instant::now();
-    let out = translate::translate_response(&plan, endpoint, &body, &reply, &ctx).map_err(|e| fail(e, &dropped))?;
-    let bytes = serde_json::to_vec(&out).expect("JSON values serialise");
+    let bytes: Bytes = if translate::forwards_response_as_is(&plan, endpoint) {
+        // The answer is already canonical: check it is JSON, and pass the bytes on.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&reply).map_err(|e| {
+            fail(GatewayError::bad_gateway(format!("provider '{}' answered with invalid JSON: {e}", plan.id)), &dropped)
+        })?;
+        reply
+    } else {
+        let out = translate::translate_response(&plan, endpoint, &body, &reply, &ctx).map_err(|e| fail(e, &dropped))?;
+        serde_json::to_vec(&out).expect("JSON values serialise").into()
+    };
     let overhead = prepared + translated_at.elapsed();
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
