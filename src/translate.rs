@@ -259,10 +259,12 @@ fn first_guard(guards: &[crate::plan::Guard], scope: &Scope<'_>) -> Option<Gatew
 }
 
 /// Upstream error (status and body) → the OpenAI error the client gets.
+/// `headers` are the upstream's response headers, visible as `$ctx.headers` (lower-case names).
 pub fn translate_error(
     plan: &ProviderPlan,
     endpoint: Endpoint,
     status: u16,
+    headers: &HeaderMap,
     body: &[u8],
     ctx: &CallContext,
 ) -> GatewayError {
@@ -270,6 +272,12 @@ pub fn translate_error(
         serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
     let mut ctx_value = ctx.to_value(plan);
     ctx_value["status"] = Value::from(status);
+    ctx_value["headers"] = Value::Object(
+        headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), Value::String(v.to_str().ok()?.to_string()))))
+            .collect(),
+    );
     let scope = Scope::new(&upstream, &ctx_value, &Value::Null);
     let errors = endpoint.of(plan).map(|ep| &ep.errors);
     let field = |f: Option<&crate::transform::Expr>| f.and_then(|e| e.eval(&scope)).as_deref().and_then(key_text_of);

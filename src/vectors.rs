@@ -6,7 +6,7 @@
 //! - `request.json`: the client's request (model without the provider prefix).
 //! - `upstream_request.json`: `{method, path, query?, headers?, body}`, `path` relative to the base
 //!   URL, `headers` a subset (lower-case names). Absent when the gateway must refuse the request.
-//! - `upstream_response.json` (`{status, body}`) or `upstream_response.txt` (raw stream bytes), or
+//! - `upstream_response.json` (`{status, headers?, body}`) or `upstream_response.txt` (raw stream bytes), or
 //!   `upstream_events.json` (`[{"event": name, "data": {...}}]`, framed as the mapping's stream
 //!   framing says: handy for binary framings).
 //! - `response.json`: `{status, headers?, body}`, or `{status, chunks: [...]}` for streams, each
@@ -250,7 +250,15 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
             Err(e) => json!({"status": e.status, "body": e.body()}),
         }
     } else {
-        let e = translate::translate_error(plan, endpoint, status, &body, &ctx);
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in upstream.get("headers").and_then(Value::as_object).into_iter().flatten() {
+            if let (Ok(name), Some(Ok(value))) =
+                (http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(http::HeaderValue::from_str))
+            {
+                headers.insert(name, value);
+            }
+        }
+        let e = translate::translate_error(plan, endpoint, status, &headers, &body, &ctx);
         json!({"status": e.status, "body": e.body()})
     };
     let want = json!({"status": expected_status, "body": expected.get("body").cloned().unwrap_or(Value::Null)});

@@ -73,7 +73,13 @@ async fn every_vector_through_the_real_server() {
                 Some(bytes) => Reply::Raw(200, "text/event-stream", bytes.clone()),
                 None if case.join("upstream_response.json").exists() => {
                     let r = read_json(&case.join("upstream_response.json"));
-                    Reply::Json(r["status"].as_u64().unwrap_or(200) as u16, r["body"].clone())
+                    let headers: Vec<(String, String)> = r["headers"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect();
+                    Reply::JsonWithHeaders(r["status"].as_u64().unwrap_or(200) as u16, headers, r["body"].clone())
                 }
                 None => Reply::Hang,
             };

@@ -301,8 +301,9 @@ async fn call(
     let resp = state.upstream.send(&plan.id, up).await.map_err(|e| fail(e, &dropped))?;
     let status = resp.status();
     if !status.is_success() {
+        let upstream_headers = resp.headers().clone();
         let body = state.upstream.body(&plan.id, resp, 1 << 20).await.unwrap_or_default();
-        let error = translate::translate_error(&plan, endpoint, status.as_u16(), &body, &ctx);
+        let error = translate::translate_error(&plan, endpoint, status.as_u16(), &upstream_headers, &body, &ctx);
         tracing::debug!(request_id = %rid, provider = %plan.id, upstream_status = status.as_u16(), "upstream error");
         return Err(fail(error, &dropped));
     }

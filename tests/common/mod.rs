@@ -41,6 +41,8 @@ pub struct Seen {
 #[derive(Clone)]
 pub enum Reply {
     Json(u16, Value),
+    /// JSON with extra response headers.
+    JsonWithHeaders(u16, Vec<(String, String)>, Value),
     Raw(u16, &'static str, Vec<u8>),
     /// Stream these pieces; before piece `gate_at`, wait until the gate is opened.
     Stream {
@@ -98,6 +100,13 @@ pub async fn mock_switchable(reply: Arc<Mutex<Reply>>) -> Mock {
                     .header("content-type", "application/json")
                     .body(Body::from(serde_json::to_vec(&v).unwrap()))
                     .unwrap(),
+                Reply::JsonWithHeaders(status, headers, v) => {
+                    let mut r = Response::builder().status(status).header("content-type", "application/json");
+                    for (k, val) in headers {
+                        r = r.header(k, val);
+                    }
+                    r.body(Body::from(serde_json::to_vec(&v).unwrap())).unwrap()
+                }
                 Reply::Raw(status, ct, bytes) => {
                     Response::builder().status(status).header("content-type", ct).body(Body::from(bytes)).unwrap()
                 }
