@@ -80,11 +80,13 @@ pub struct UpstreamRequest {
 }
 
 /// Apply the endpoint's parameter policies to the canonical request (fields in name order).
-fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Map<String, Value>) -> Result<Vec<String>, GatewayError> {
+fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Value, ctx: &Value) -> Result<Vec<String>, GatewayError> {
     // First decide, reading only: most requests need no change and allocate nothing here.
     let mut drop = Vec::new();
     let mut renames = Vec::new();
-    for (key, value) in body.iter() {
+    let Value::Object(map) = &*body else { return Ok(drop) };
+    let scope = Scope::new(body, ctx, &Value::Null);
+    for (key, value) in map {
         if value.is_null() {
             continue;
         }
@@ -102,18 +104,22 @@ fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Map<String, Value>
             Policy::Keep => {}
             Policy::Drop => drop.push(key.clone()),
             Policy::DropUnless(ok) if !ok.contains(value) => drop.push(key.clone()),
+            Policy::DropWhen(cond) if cond.holds(&scope) => drop.push(key.clone()),
             Policy::Reject => return Err(reject()),
             Policy::RejectUnless(ok) if !ok.contains(value) => return Err(reject()),
+            Policy::RejectWhen(cond) if cond.holds(&scope) => return Err(reject()),
             Policy::Rename(to) => renames.push((key.clone(), to.clone())),
             _ => {}
         }
     }
-    for key in &drop {
-        body.remove(key);
-    }
-    for (from, to) in renames {
-        if let Some(v) = body.remove(&from) {
-            body.insert(to, v);
+    if let Value::Object(map) = body {
+        for key in &drop {
+            map.remove(key);
+        }
+        for (from, to) in renames {
+            if let Some(v) = map.remove(&from) {
+                map.insert(to, v);
+            }
         }
     }
     Ok(drop)
@@ -132,11 +138,11 @@ pub fn build_request(
         GatewayError::invalid(format!("provider '{}' does not offer {}", plan.id, endpoint.name()))
             .with_code("unsupported_endpoint")
     })?;
-    let Value::Object(map) = body else {
+    if !body.is_object() {
         return Err(GatewayError::invalid("the request body must be a JSON object"));
-    };
-    let dropped = apply_params(ep, &plan.id, map)?;
+    }
     let ctx_value = ctx.to_value(plan);
+    let dropped = apply_params(ep, &plan.id, body, &ctx_value)?;
     if let Some(e) = first_guard(&ep.refuse, &Scope::new(body, &ctx_value, &Value::Null)) {
         return Err(e);
     }

@@ -89,13 +89,15 @@ pub struct HeaderPlan {
 }
 
 /// What to do with one request parameter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Policy {
     Drop,
     Reject,
     Keep,
     DropUnless(Vec<Value>),
     RejectUnless(Vec<Value>),
+    DropWhen(Expr),
+    RejectWhen(Expr),
     Rename(String),
 }
 
@@ -325,17 +327,22 @@ fn endpoint(
             ParamPolicy::Simple(ParamAction::Drop) => Policy::Drop,
             ParamPolicy::Simple(ParamAction::Reject) => Policy::Reject,
             ParamPolicy::Simple(ParamAction::Keep) => Policy::Keep,
-            ParamPolicy::Unless(u) => match (&u.reject_unless, &u.drop_unless) {
-                (Some(v), None) => Policy::RejectUnless(v.clone()),
-                (None, Some(v)) => Policy::DropUnless(v.clone()),
-                _ => {
-                    p.push(Problem::new(
-                        format!("{ptr}/params/{name}"),
-                        "give exactly one of reject_unless, drop_unless",
-                    ));
-                    continue;
+            ParamPolicy::Unless(u) => {
+                let at = format!("{ptr}/params/{name}");
+                match (&u.reject_unless, &u.drop_unless, &u.drop_when, &u.reject_when) {
+                    (Some(v), None, None, None) => Policy::RejectUnless(v.clone()),
+                    (None, Some(v), None, None) => Policy::DropUnless(v.clone()),
+                    (None, None, Some(c), None) => Policy::DropWhen(expr(c, &format!("{at}/drop_when"), p)),
+                    (None, None, None, Some(c)) => Policy::RejectWhen(expr(c, &format!("{at}/reject_when"), p)),
+                    _ => {
+                        p.push(Problem::new(
+                            at,
+                            "give exactly one of reject_unless, drop_unless, drop_when, reject_when",
+                        ));
+                        continue;
+                    }
                 }
-            },
+            }
             ParamPolicy::Rename(r) => Policy::Rename(r.rename.clone()),
         };
         if name == "*" {

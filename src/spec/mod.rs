@@ -162,7 +162,8 @@ pub enum ParamPolicy {
     /// `drop` (removed, and listed in the `x-lightport-dropped-params` response header),
     /// `reject` (400 naming the parameter), or `keep` (pass it on untouched).
     Simple(ParamAction),
-    /// Drop or reject unless the value is one of these (e.g. `n` is fine when it is 1).
+    /// Drop or reject unless the value is one of these (e.g. `n` is fine when it is 1), or when
+    /// a condition on the request holds (e.g. only for some models: `$ctx.model`).
     Unless(ParamUnless),
     /// Rename the field before the request transform runs.
     Rename(ParamRename),
@@ -183,6 +184,12 @@ pub struct ParamUnless {
     pub reject_unless: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_unless: Option<Vec<serde_json::Value>>,
+    /// Drop the parameter when this condition holds (`$` is the request, `$ctx.model` the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_when: Option<ExprSpec>,
+    /// Reject the request when this condition holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_when: Option<ExprSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
