@@ -93,6 +93,7 @@ impl Registry {
                 }
             }
         }
+        providers.retain(|p| !p.is_abstract);
         providers.sort_by(|a, b| a.id.cmp(&b.id));
         let by_id = providers.iter().map(|p| (p.id.clone(), Arc::clone(p))).collect();
         (Registry { providers, by_id }, errors)
@@ -193,7 +194,7 @@ pub fn provider_table(plans: &[ProviderPlan]) -> String {
     let mut out = String::from(
         "| id | provider | chat | stream | tools | vision | embeddings |\n|---|---|---|---|---|---|---|\n",
     );
-    let mut plans: Vec<&ProviderPlan> = plans.iter().collect();
+    let mut plans: Vec<&ProviderPlan> = plans.iter().filter(|p| !p.is_abstract).collect();
     plans.sort_by(|a, b| a.id.cmp(&b.id));
     for p in plans {
         let c = p.capabilities;

@@ -148,6 +148,11 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
     }
     if let Value::Object(m) = &mut merged {
         m.remove("extends");
+        // Only the file itself says whether it is abstract; its children are not.
+        match parsed.get(id).and_then(|v| v.get("abstract")) {
+            Some(a) => m.insert("abstract".into(), a.clone()),
+            None => m.remove("abstract"),
+        };
     }
     Ok(merged)
 }

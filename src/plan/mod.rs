@@ -52,6 +52,8 @@ pub struct ProviderPlan {
     pub source: String,
     /// What the mapping supports, derived from the file (for the README's provider table).
     pub capabilities: Capabilities,
+    /// A base for other files only (`abstract: true`).
+    pub is_abstract: bool,
 }
 
 /// What a mapping supports, read off its file rather than declared by hand.
@@ -230,6 +232,7 @@ pub fn compile_provider(
     let capabilities = capabilities(file, chat.as_ref());
     Ok(ProviderPlan {
         capabilities,
+        is_abstract: file.is_abstract,
         id: id.to_string(),
         name: file.name.clone(),
         base_url,

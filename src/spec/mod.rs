@@ -21,6 +21,9 @@ pub struct MappingFile {
     /// key by key; lists and transforms are replaced whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extends: Option<String>,
+    /// A base for other files to extend (shared transforms): never served, routed or listed.
+    #[serde(default, rename = "abstract", skip_serializing_if = "std::ops::Not::not")]
+    pub is_abstract: bool,
     /// Human-readable provider name.
     pub name: String,
     /// Default base URL; `<ID>_BASE_URL` in the environment overrides it. Without either, calls
