@@ -29,7 +29,6 @@ pub struct CallContext {
 
 impl CallContext {
     pub fn to_value(&self, plan: &ProviderPlan) -> Value {
-        let vars: Map<String, Value> = plan.vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         json!({
             "provider": self.provider,
             "model": self.model,
@@ -37,7 +36,7 @@ impl CallContext {
             "include_usage": self.include_usage,
             "id": self.id,
             "created": self.created,
-            "vars": vars,
+            "vars": plan.vars_value.clone(),
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct ProviderPlan {
     pub key: Option<Secret>,
     pub headers: Vec<HeaderPlan>,
     pub vars: Vec<(String, String)>,
+    /// `vars` as the JSON object transforms see in `$ctx.vars`, built once.
+    pub vars_value: Value,
     pub patterns: Vec<Glob>,
     pub models: Vec<String>,
     pub chat: Option<EndpointPlan>,
@@ -230,7 +232,9 @@ pub fn compile_provider(
         return Err(p);
     }
     let capabilities = capabilities(file, chat.as_ref());
+    let vars_value = Value::Object(vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
     Ok(ProviderPlan {
+        vars_value,
         capabilities,
         is_abstract: file.is_abstract,
         id: id.to_string(),
