@@ -369,9 +369,17 @@ async fn main() {
     let lp = spawn("lightport", "0", &release.join("lightport"), &["serve", "--listen", "127.0.0.1:19200"], &env, None);
     if wait_ready(&client, "http://127.0.0.1:19200/health", "lightport", Duration::from_secs(10)).await {
         let pid = lp.0.id();
+        // The providers it serves, as its model list names them.
+        let models: Value = match client.get("http://127.0.0.1:19200/v1/models").send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        let mut providers: Vec<&str> =
+            models["data"].as_array().into_iter().flatten().filter_map(|m| m["owned_by"].as_str()).collect();
+        providers.dedup();
         report.push_str(&format!(
-            "Lightport idle RSS with all {} mappings loaded: {:.1} MB\n\n",
-            27,
+            "Lightport idle RSS with all {} built-in providers loaded: {:.1} MB\n\n",
+            providers.len(),
             rss_kb(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0
         ));
         targets.push((
