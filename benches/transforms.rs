@@ -3,6 +3,7 @@
 //! Run: `cargo bench --bench transforms`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
@@ -12,10 +13,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use serde_json::Value;
 
-use lightport::plan::ProviderPlan;
-use lightport::registry::builtin_sources;
-use lightport::translate::{self, CallContext, Endpoint};
-use lightport::vectors::plans_for_vectors;
+use lightport::vectors::engine_for_vectors;
+use lightport::{builtin_sources, Call, Endpoint, Provider, StreamInput};
 
 fn fixture(provider: &str, case: &str, file: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(provider).join(case).join(file))
@@ -26,15 +25,12 @@ fn json(provider: &str, case: &str, file: &str) -> Value {
     serde_json::from_slice(&fixture(provider, case, file)).unwrap()
 }
 
-fn ctx(plan: &ProviderPlan, request: &Value) -> CallContext {
-    CallContext {
-        provider: plan.id.clone(),
-        model: request["model"].as_str().unwrap_or("m").to_string(),
-        stream: request["stream"].as_bool().unwrap_or(false),
-        include_usage: true,
-        id: "chatcmpl-bench".into(),
-        created: 1_700_000_000,
-    }
+/// A call as the server makes it, once per request.
+fn call(provider: &Arc<Provider>, request: &Value) -> Call {
+    Call::new(Arc::clone(provider), Endpoint::Chat, request)
+        .unwrap()
+        .with_id("chatcmpl-bench")
+        .with_created(1_700_000_000)
 }
 
 /// One SSE event of a fixture stream, as the upstream sends it.
@@ -48,9 +44,9 @@ fn one_event(raw: &[u8], contains: &str) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let (plans, errors) = plans_for_vectors(&builtin_sources());
+    let (engine, errors) = engine_for_vectors(&builtin_sources());
     assert!(errors.is_empty());
-    let plan = |id: &str| plans.iter().find(|p| p.id == id).unwrap();
+    let provider = |id: &str| engine.provider(id).unwrap();
 
     // (provider, request case, response case, stream case, marker of a content delta event)
     let cases = [
@@ -71,32 +67,35 @@ fn bench(c: &mut Criterion) {
         ("openai", "tools_tool_calls", "tools_tool_calls", "stream_include_usage", "\"content\""),
     ];
     for (id, req_case, resp_case, stream_case, marker) in cases {
-        let p = plan(id);
+        let p = provider(id);
         let request = json(id, req_case, "request.json");
-        let cx = ctx(p, &request);
-        // The server owns the parsed request, so the clone is setup, not measured.
+        // The server owns the parsed request, so the clone is setup, not measured. Making the
+        // call (and its $ctx) is part of the request's cost.
         c.bench_function(&format!("{id}/request"), |b| {
             b.iter_batched(
                 || request.clone(),
-                |mut body| black_box(translate::build_request(p, Endpoint::Chat, &mut body, &cx, None).unwrap()),
+                |body| {
+                    let mut call = call(p, &body);
+                    black_box(call.request(body, None).unwrap())
+                },
                 BatchSize::SmallInput,
             )
         });
         let reply = serde_json::to_vec(&json(id, resp_case, "upstream_response.json")["body"]).unwrap();
-        let resp_request = json(id, resp_case, "request.json");
-        c.bench_function(&format!("{id}/response"), |b| {
-            b.iter(|| black_box(translate::translate_response(p, Endpoint::Chat, &resp_request, &reply, &cx).unwrap()))
-        });
+        let mut resp_call = call(p, &json(id, resp_case, "request.json"));
+        resp_call.request(json(id, resp_case, "request.json"), None).unwrap();
+        c.bench_function(&format!("{id}/response"), |b| b.iter(|| black_box(resp_call.response(&reply).unwrap())));
         let raw = fixture(id, stream_case, "upstream_response.txt");
         let event = one_event(&raw, marker);
-        let mut stream_cx = cx.clone();
-        stream_cx.stream = true;
-        let mut t = translate::stream_translator(p, Endpoint::Chat, &stream_cx).unwrap();
+        let mut stream_request = request.clone();
+        stream_request["stream"] = Value::Bool(true);
+        stream_request["stream_options"] = serde_json::json!({"include_usage": true});
+        let mut t = call(p, &stream_request).stream().unwrap();
         let mut out = BytesMut::with_capacity(4096);
         c.bench_function(&format!("{id}/stream_chunk"), |b| {
             b.iter(|| {
                 out.clear();
-                t.feed(black_box(&event), &mut out);
+                t.step(StreamInput::Data(black_box(&event)), &mut out);
                 black_box(out.len())
             })
         });

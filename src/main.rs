@@ -10,10 +10,9 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
-use lightport::plan::load::{load, schema, SourceFile};
-use lightport::registry::{builtin_sources, load_registry, read_sources, watch};
+use lightport::reload::watch;
 use lightport::server::{router, AppState, Config};
-use lightport::vectors;
+use lightport::{mapping_schema, provider_table, read_sources, vectors, with_builtin, Engine, SourceFile};
 
 /// mimalloc: the request and stream paths allocate many small JSON nodes, which it serves
 /// markedly faster than the system allocator.
@@ -58,6 +57,12 @@ enum Command {
     },
     /// Print the JSON Schema of a mapping file.
     Schema,
+    /// Print the reference table of transform operations, as Markdown (generated from the engine).
+    Operations {
+        /// Rewrite the table between `<!-- operations:start -->` and `<!-- operations:end -->` in this file.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
     /// Print the table of providers and what each supports, as Markdown (generated from the files).
     Providers {
         /// A directory of mapping files to add to the built-in ones.
@@ -80,20 +85,36 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&schema()).expect("schema serialises"));
+            println!("{}", serde_json::to_string_pretty(&mapping_schema()).expect("schema serialises"));
             ExitCode::SUCCESS
         }
         Command::Check { paths, vectors } => check(paths, vectors),
-        Command::Providers { mappings, write } => match lightport::registry::sources_with(mappings.as_deref()) {
-            Ok(sources) => {
-                let (plans, errors) = load(&sources, &|_| None);
+        Command::Operations { write } => {
+            let table = lightport::operation_reference();
+            match write {
+                Some(file) => match write_section(&file, "operations", &table) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("lightport: {}: {e}", file.display());
+                        ExitCode::from(2)
+                    }
+                },
+                None => {
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                }
+            }
+        }
+        Command::Providers { mappings, write } => match mappings.as_deref().map(read_sources).transpose() {
+            Ok(own) => {
+                let (engine, errors) = Engine::load(&with_builtin(own.unwrap_or_default()), &|_| None, None);
                 for e in &errors {
                     eprintln!("{e}");
                 }
-                let table = lightport::registry::provider_table(&plans);
+                let table = provider_table(engine.providers());
                 match write {
                     Some(file) => {
-                        if let Err(e) = write_table(&file, &table) {
+                        if let Err(e) = write_section(&file, "providers", &table) {
                             eprintln!("lightport: {}: {e}", file.display());
                             return ExitCode::from(2);
                         }
@@ -137,7 +158,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(mappings: Option<PathBuf>, listen: SocketAddr, config: Config) -> anyhow::Result<()> {
-    let (registry, errors) = load_registry(mappings.as_deref(), None)
+    let (engine, errors) = Engine::from_dir(mappings.as_deref(), None)
         .with_context(|| format!("reading mappings from {}", mappings.as_deref().unwrap_or(Path::new("")).display()))?;
     if !errors.is_empty() {
         for e in &errors {
@@ -145,15 +166,15 @@ async fn serve(mappings: Option<PathBuf>, listen: SocketAddr, config: Config) ->
         }
         anyhow::bail!("{} problem(s) in the mapping files; `lightport check` shows them too", errors.len());
     }
-    let registry = Arc::new(ArcSwap::from_pointee(registry));
+    let engine = Arc::new(ArcSwap::from_pointee(engine));
     let _watcher = match &mappings {
         Some(dir) if dir.is_dir() => {
-            Some(watch(dir.clone(), Arc::clone(&registry)).context("watching the mappings directory")?)
+            Some(watch(dir.clone(), Arc::clone(&engine)).context("watching the mappings directory")?)
         }
         _ => None,
     };
-    let providers = registry.load().providers().len();
-    let state = AppState::new(registry, config);
+    let providers = engine.load().providers().len();
+    let state = AppState::new(engine, config);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!("lightport listening on http://{addr} with {providers} providers");
@@ -190,22 +211,16 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
         }
     }
     // Built-in mappings are there for `extends`; the files named here override them.
-    let mut sources = builtin_sources();
-    for f in &own {
-        match sources.iter_mut().find(|s| s.id == f.id) {
-            Some(slot) => *slot = f.clone(),
-            None => sources.push(f.clone()),
-        }
-    }
-    let ids: Vec<&str> = own.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<String> = own.iter().map(|f| f.id.clone()).collect();
+    let sources = with_builtin(own.clone());
     // The file as written (no environment), exactly as `serve` loads it.
-    let (_, errors) = load(&sources, &|_| None);
-    let errors: Vec<_> = errors.into_iter().filter(|e| ids.contains(&e.id.as_str())).collect();
+    let (_, errors) = Engine::load(&sources, &|_| None, None);
+    let errors: Vec<_> = errors.into_iter().filter(|e| ids.contains(&e.id)).collect();
     for e in &errors {
         println!("{e}");
     }
-    let (plans, _) = vectors::plans_for_vectors(&sources);
-    let plans: Vec<_> = plans.into_iter().filter(|p| ids.contains(&p.id.as_str())).collect();
+    let (engine, _) = vectors::engine_for_vectors(&sources);
+    let plans: Vec<_> = engine.providers().iter().filter(|p| ids.iter().any(|i| i == p.id())).cloned().collect();
     let mut ran = 0;
     let mut failures = Vec::new();
     for root in &roots {
@@ -229,14 +244,13 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
     }
 }
 
-const TABLE_START: &str = "<!-- providers:start -->";
-const TABLE_END: &str = "<!-- providers:end -->";
-
-fn write_table(file: &Path, table: &str) -> std::io::Result<()> {
+/// Replace the generated section `<!-- <name>:start -->` ... `<!-- <name>:end -->` of a file.
+fn write_section(file: &Path, name: &str, table: &str) -> std::io::Result<()> {
+    let (start, end) = (format!("<!-- {name}:start -->"), format!("<!-- {name}:end -->"));
     let text = std::fs::read_to_string(file)?;
-    let (Some(a), Some(b)) = (text.find(TABLE_START), text.find(TABLE_END)) else {
-        return Err(std::io::Error::other(format!("no {TABLE_START} ... {TABLE_END} section")));
+    let (Some(a), Some(b)) = (text.find(&start), text.find(&end)) else {
+        return Err(std::io::Error::other(format!("no {start} ... {end} section")));
     };
-    let updated = format!("{}{TABLE_START}\n{table}{}", &text[..a], &text[b..]);
+    let updated = format!("{}{start}\n{table}{}", &text[..a], &text[b..]);
     std::fs::write(file, updated)
 }

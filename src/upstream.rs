@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::error::GatewayError;
-use crate::translate::UpstreamRequest;
+use crate::call::UpstreamRequest;
+use crate::error::Error;
 
 #[derive(Clone)]
 pub struct Upstream {
@@ -30,7 +30,7 @@ impl Upstream {
     }
 
     /// Send and wait for the response headers.
-    pub async fn send(&self, provider: &str, req: UpstreamRequest) -> Result<reqwest::Response, GatewayError> {
+    pub async fn send(&self, provider: &str, req: UpstreamRequest) -> Result<reqwest::Response, Error> {
         let fut = self.client.request(req.method, &req.url).headers(req.headers).body(req.body).send();
         match tokio::time::timeout(self.timeout, fut).await {
             Err(_) => Err(self.timed_out(provider)),
@@ -40,12 +40,12 @@ impl Upstream {
     }
 
     /// Read a whole (non-stream) body, bounded by the timeout and by `limit` bytes.
-    pub async fn body(&self, provider: &str, mut resp: reqwest::Response, limit: usize) -> Result<Bytes, GatewayError> {
+    pub async fn body(&self, provider: &str, mut resp: reqwest::Response, limit: usize) -> Result<Bytes, Error> {
         let read = async {
             let mut buf = bytes::BytesMut::new();
             while let Some(chunk) = resp.chunk().await.map_err(|e| request_error(provider, e))? {
                 if buf.len() + chunk.len() > limit {
-                    return Err(GatewayError::bad_gateway(format!(
+                    return Err(Error::bad_gateway(format!(
                         "provider '{provider}' answered with more than {limit} bytes"
                     )));
                 }
@@ -56,17 +56,17 @@ impl Upstream {
         tokio::time::timeout(self.timeout, read).await.unwrap_or_else(|_| Err(self.timed_out(provider)))
     }
 
-    pub fn timed_out(&self, provider: &str) -> GatewayError {
-        GatewayError::timeout(format!("provider '{provider}' did not answer within {} s", self.timeout.as_secs_f64()))
+    pub fn timed_out(&self, provider: &str) -> Error {
+        Error::timeout(format!("provider '{provider}' did not answer within {} s", self.timeout.as_secs_f64()))
     }
 }
 
 /// A transport error as the client may see it: what failed, never where (no URL).
-pub fn request_error(provider: &str, e: reqwest::Error) -> GatewayError {
+pub fn request_error(provider: &str, e: reqwest::Error) -> Error {
     let e = e.without_url();
     if e.is_timeout() {
-        return GatewayError::timeout(format!("provider '{provider}' timed out"));
+        return Error::timeout(format!("provider '{provider}' timed out"));
     }
     let what = if e.is_connect() { "cannot connect to" } else { "lost the connection to" };
-    GatewayError::bad_gateway(format!("{what} provider '{provider}'"))
+    Error::bad_gateway(format!("{what} provider '{provider}'"))
 }

@@ -17,13 +17,17 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use serde_json::{json, Value};
 
-use crate::plan::load::{load, LoadError, SourceFile};
-use crate::plan::ProviderPlan;
-use crate::translate::{self, CallContext, Endpoint};
+use crate::call::Call;
+use crate::engine::Engine;
+use crate::error::LoadError;
+use crate::plan::load::SourceFile;
+use crate::plan::{Endpoint, Provider};
+use crate::stream::{encode, StreamInput};
 
 pub const BASE_URL: &str = "http://upstream.test";
 pub const CREATED: u64 = 1_700_000_000;
@@ -40,8 +44,8 @@ pub fn vector_env(key: &str) -> Option<String> {
 }
 
 /// Compile mapping sources the way vectors see them.
-pub fn plans_for_vectors(sources: &[SourceFile]) -> (Vec<ProviderPlan>, Vec<LoadError>) {
-    load(sources, &vector_env)
+pub fn engine_for_vectors(sources: &[SourceFile]) -> (Engine, Vec<LoadError>) {
+    Engine::load(sources, &vector_env, None)
 }
 
 #[derive(Debug)]
@@ -118,7 +122,7 @@ pub fn sse_payloads(bytes: &[u8]) -> Vec<Value> {
 
 /// The raw upstream stream of a case: `upstream_response.txt` as it is, or `upstream_events.json`
 /// framed the way the mapping's stream says. `None` for a non-stream case.
-pub fn upstream_stream(plan: &ProviderPlan, endpoint: Endpoint, case: &Path) -> Result<Option<Vec<u8>>, String> {
+pub fn upstream_stream(provider: &Provider, endpoint: Endpoint, case: &Path) -> Result<Option<Vec<u8>>, String> {
     let raw = case.join("upstream_response.txt");
     if raw.exists() {
         return std::fs::read(&raw).map(Some).map_err(|e| e.to_string());
@@ -127,7 +131,7 @@ pub fn upstream_stream(plan: &ProviderPlan, endpoint: Endpoint, case: &Path) -> 
     if !events.exists() {
         return Ok(None);
     }
-    let framing = endpoint.of(plan).and_then(|e| e.stream.as_ref()).map(|s| s.framing).unwrap_or_default();
+    let framing = provider.endpoint(endpoint).and_then(|e| e.stream.as_ref()).map(|s| s.framing).unwrap_or_default();
     let list = read_json(&events)?;
     let mut out = Vec::new();
     for ev in list.as_array().ok_or("upstream_events.json must be a list")? {
@@ -137,45 +141,46 @@ pub fn upstream_stream(plan: &ProviderPlan, endpoint: Endpoint, case: &Path) -> 
             Some(v) => v.to_string(),
             None => String::new(),
         };
-        match framing {
-            crate::spec::Framing::AwsEventstream => out.extend(crate::stream::decode::encode_aws_frame(name, &data)),
-            crate::spec::Framing::Sse => out.extend(format!("event: {name}\ndata: {data}\n\n").into_bytes()),
-            crate::spec::Framing::Ndjson => out.extend(format!("{data}\n").into_bytes()),
-        }
+        out.extend(encode(framing, name, &data));
     }
     Ok(Some(out))
 }
 
-/// Run one case against a plan.
-pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
-    let request = read_json(&case.join("request.json"))?;
-    let expected = read_json(&case.join("response.json"))?;
-    let endpoint = if request.get("input").is_some() && request.get("messages").is_none() {
+/// The endpoint a case's request is for.
+pub fn endpoint_of(request: &Value) -> Endpoint {
+    if request.get("input").is_some() && request.get("messages").is_none() {
         Endpoint::Embeddings
     } else {
         Endpoint::Chat
-    };
-    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let ctx = CallContext {
-        provider: plan.id.clone(),
-        model: request.get("model").and_then(Value::as_str).unwrap_or_default().to_string(),
-        stream,
-        include_usage: request.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false),
-        id: "chatcmpl-test".into(),
-        created: CREATED,
-    };
+    }
+}
+
+/// The call a case makes, as the server makes it: id `chatcmpl-test`, created 1700000000.
+fn call_for(provider: &Arc<Provider>, request: &Value) -> Result<Call, crate::Error> {
+    Ok(Call::new(Arc::clone(provider), endpoint_of(request), request)?.with_id("chatcmpl-test").with_created(CREATED))
+}
+
+/// Run one case against a provider, through the same call steps the server runs.
+pub fn run_case(provider: &Arc<Provider>, case: &Path) -> Result<(), String> {
+    let request = read_json(&case.join("request.json"))?;
+    let expected = read_json(&case.join("response.json"))?;
+    let endpoint = endpoint_of(&request);
     let expected_status = expected.get("status").and_then(Value::as_u64).unwrap_or(200);
-    let mut request = request;
-    let up = match translate::build_request(plan, endpoint, &mut request, &ctx, None) {
-        Ok(up) => up,
-        Err(e) => {
-            if case.join("upstream_request.json").exists() {
-                return Err(format!("the gateway refused the request: {e}"));
-            }
-            let got = json!({"status": e.status, "body": e.body()});
-            let want = json!({"status": expected_status, "body": expected.get("body").cloned().unwrap_or(Value::Null)});
-            return diff(&want, &got).map_or(Ok(()), |d| Err(format!("refusal differs at {d}")));
+    let refused = |e: crate::Error| -> Result<(), String> {
+        if case.join("upstream_request.json").exists() {
+            return Err(format!("the gateway refused the request: {e}"));
         }
+        let got = json!({"status": e.status, "body": e.body()});
+        let want = json!({"status": expected_status, "body": expected.get("body").cloned().unwrap_or(Value::Null)});
+        diff(&want, &got).map_or(Ok(()), |d| Err(format!("refusal differs at {d}")))
+    };
+    let mut call = match call_for(provider, &request) {
+        Ok(c) => c,
+        Err(e) => return refused(e),
+    };
+    let up = match call.request(request, None) {
+        Ok(up) => up,
+        Err(e) => return refused(e),
     };
     let want_up = read_json(&case.join("upstream_request.json"))?;
     let got_body: Value = serde_json::from_slice(&up.body).map_err(|e| e.to_string())?;
@@ -217,23 +222,29 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
     if let Some(Value::Object(h)) = expected.get("headers") {
         for (k, v) in h {
             if k == "x-lightport-dropped-params" {
-                let got = up.dropped.join(",");
+                let got = call.dropped().join(",");
                 if v.as_str() != Some(got.as_str()) {
                     return Err(format!("dropped params: expected {v}, got \"{got}\""));
                 }
             }
         }
     }
-    if let Some(raw) = upstream_stream(plan, endpoint, case)? {
+    if let Some(raw) = upstream_stream(provider, endpoint, case)? {
         let want = expected.get("chunks").cloned().unwrap_or(Value::Null);
         // The same bytes, whole and one byte at a time, must translate the same.
         for piece in [raw.len().max(1), 1] {
-            let mut t = translate::stream_translator(plan, endpoint, &ctx).ok_or("the mapping has no stream rules")?;
+            let mut t = call.stream().ok_or("the request is no stream, or the mapping has no stream rules")?;
             let mut out = BytesMut::new();
+            let mut over = false;
             for chunk in raw.chunks(piece) {
-                t.feed(chunk, &mut out);
+                over = t.step(StreamInput::Data(chunk), &mut out);
+                if over {
+                    break;
+                }
             }
-            t.finish(&mut out);
+            if !over {
+                t.step(StreamInput::End, &mut out);
+            }
             let got = Value::Array(sse_payloads(&out));
             if let Some(d) = diff(&want, &got) {
                 return Err(format!("stream chunks differ (fed {piece} byte(s) at a time) at {d}"));
@@ -245,7 +256,7 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
     let status = upstream.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;
     let body = serde_json::to_vec(upstream.get("body").unwrap_or(&Value::Null)).map_err(|e| e.to_string())?;
     let got = if (200..300).contains(&status) {
-        match translate::translate_response(plan, endpoint, &request, &body, &ctx) {
+        match call.response(&body) {
             Ok(v) => json!({"status": 200, "body": v}),
             Err(e) => json!({"status": e.status, "body": e.body()}),
         }
@@ -258,21 +269,21 @@ pub fn run_case(plan: &ProviderPlan, case: &Path) -> Result<(), String> {
                 headers.insert(name, value);
             }
         }
-        let e = translate::translate_error(plan, endpoint, status, &headers, &body, &ctx);
+        let e = call.error(status, &headers, &body);
         json!({"status": e.status, "body": e.body()})
     };
     let want = json!({"status": expected_status, "body": expected.get("body").cloned().unwrap_or(Value::Null)});
     diff(&want, &got).map_or(Ok(()), |d| Err(format!("response differs at {d}")))
 }
 
-/// Run every case under `root/<provider id>/` for each plan. Returns (cases run, failures).
-pub fn run_all(plans: &[ProviderPlan], root: &Path) -> (usize, Vec<Failure>) {
+/// Run every case under `root/<provider id>/` for each provider. Returns (cases run, failures).
+pub fn run_all(providers: &[Arc<Provider>], root: &Path) -> (usize, Vec<Failure>) {
     let mut ran = 0;
     let mut failures = Vec::new();
-    for plan in plans {
-        for case in cases(&root.join(&plan.id)) {
+    for provider in providers {
+        for case in cases(&root.join(provider.id())) {
             ran += 1;
-            if let Err(message) = run_case(plan, &case) {
+            if let Err(message) = run_case(provider, &case) {
                 failures.push(Failure { case, message });
             }
         }

@@ -167,3 +167,42 @@ fn ci_runs_the_readme_test_command() {
     assert_eq!(command, "cargo test --locked");
     assert!(ci.lines().any(|l| l.trim() == command), ".ci/run must run `{command}`");
 }
+
+#[test]
+fn docs_operation_reference_is_current() {
+    let (code, table, stderr) = lightport(&["operations"]);
+    assert_eq!(code, 0, "{stderr}");
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/mappings.md")).unwrap();
+    let section = docs
+        .split("<!-- operations:start -->\n")
+        .nth(1)
+        .and_then(|s| s.split("<!-- operations:end -->").next())
+        .unwrap();
+    assert_eq!(
+        section, table,
+        "docs/mappings.md's operation table is stale: run `cargo run -- operations --write docs/mappings.md`"
+    );
+    for op in ["$each", "$update", "$use", "$rename"] {
+        assert!(table.contains(&format!("`{{{op}:")), "{op} is missing from the reference");
+    }
+}
+
+/// The translation core is a library without the server's crates: what an application, a
+/// serverless function or a WebAssembly host embeds.
+#[test]
+fn the_core_library_pulls_no_server_crates() {
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "--locked", "--offline", "--no-default-features", "-e", "normal", "--prefix", "none"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("serde_json"), "{tree}");
+    for server_crate in ["tokio", "axum", "hyper", "reqwest", "notify", "mimalloc"] {
+        assert!(
+            !tree.lines().any(|l| l.split_whitespace().next() == Some(server_crate)),
+            "{server_crate} is in the core library's dependency tree"
+        );
+    }
+}

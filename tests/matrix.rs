@@ -8,9 +8,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use lightport::registry::{builtin_sources, Registry};
-use lightport::translate::Endpoint;
-use lightport::vectors::{cases, diff, plans_for_vectors, upstream_stream, CREATED};
+use lightport::vectors::{cases, diff, endpoint_of, engine_for_vectors, upstream_stream, CREATED};
+use lightport::{builtin_sources, Endpoint, Engine};
 use serde_json::Value;
 
 /// `created` is the clock's in the server and 1700000000 in vectors: take the vector's where it
@@ -35,17 +34,17 @@ fn normalise_created(actual: &mut Value, expected: &Value) {
 #[tokio::test]
 async fn every_vector_through_the_real_server() {
     let sources = builtin_sources();
-    let (plans, errors) = plans_for_vectors(&sources);
+    let (engine, errors) = engine_for_vectors(&sources);
     assert!(errors.is_empty(), "{errors:?}");
     let schemas = Schemas::load();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for plan in &plans {
+    for plan in engine.providers() {
         let reply = Arc::new(Mutex::new(Reply::Hang));
         let upstream = mock_switchable(Arc::clone(&reply)).await;
         let url = upstream.url();
-        let prefix = lightport::plan::env_prefix(&plan.id);
-        let (registry, errs) = Registry::build(
+        let prefix = plan.id().to_ascii_uppercase().replace(['-', '.'], "_");
+        let (registry, errs) = Engine::load(
             &sources,
             &|k: &str| {
                 if k == format!("{prefix}_BASE_URL") {
@@ -60,13 +59,13 @@ async fn every_vector_through_the_real_server() {
         );
         assert!(errs.is_empty());
         let gw = gateway_with(registry, quick_config()).await;
-        for case in cases(&fixtures().join(&plan.id)) {
+        for case in cases(&fixtures().join(plan.id())) {
             ran += 1;
-            let name = format!("{}/{}", plan.id, case.file_name().unwrap().to_string_lossy());
+            let name = format!("{}/{}", plan.id(), case.file_name().unwrap().to_string_lossy());
             let mut request = read_json(&case.join("request.json"));
-            let endpoint = if request.get("messages").is_some() { Endpoint::Chat } else { Endpoint::Embeddings };
+            let endpoint = endpoint_of(&request);
             let model = request["model"].as_str().unwrap().to_string();
-            request["model"] = Value::String(format!("{}/{model}", plan.id));
+            request["model"] = Value::String(format!("{}/{model}", plan.id()));
             let expected = read_json(&case.join("response.json"));
             let stream = upstream_stream(plan, endpoint, &case).unwrap();
             *reply.lock().unwrap() = match &stream {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lightport::registry::{load_registry, watch};
+use lightport::reload::watch;
+use lightport::Engine;
 use serde_json::Value;
 
 const GOOD: &str = "name: Reloadable\nbase_url: https://r.test\nmodels: { list: [one] }\nchat:\n  path: /c\n  request: $\n  response: $\n";
@@ -33,10 +34,10 @@ async fn until(gw: &Gateway, cond: impl Fn(&[String]) -> bool) -> Vec<String> {
 async fn broken_mapping_keeps_last_good_plan() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("reloadable.yaml"), GOOD).unwrap();
-    let (reg, errors) = load_registry(Some(dir.path()), None).unwrap();
+    let (reg, errors) = Engine::from_dir(Some(dir.path()), None).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let gw = gateway_with(reg, quick_config()).await;
-    let _watcher = watch(dir.path().to_path_buf(), Arc::clone(&gw.registry)).unwrap();
+    let _watcher = watch(dir.path().to_path_buf(), Arc::clone(&gw.engine)).unwrap();
     assert!(model_ids(&gw).await.contains(&"reloadable/one".to_string()));
 
     // A valid change is picked up.

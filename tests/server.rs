@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::StreamExt;
-use lightport::registry::Registry;
 use lightport::server::Config;
+use lightport::Engine;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-ant-secret-key-123";
@@ -405,13 +405,10 @@ chat:
 #[tokio::test]
 async fn model_names_cannot_change_the_upstream_path_or_query() {
     let upstream = mock(Reply::Json(200, json!({"text": "ok"}))).await;
-    let src = vec![lightport::plan::load::SourceFile {
-        id: "pathtest".into(),
-        path: "pathtest.yaml".into(),
-        text: PATH_MAPPING.into(),
-    }];
+    let src =
+        vec![lightport::SourceFile { id: "pathtest".into(), path: "pathtest.yaml".into(), text: PATH_MAPPING.into() }];
     let url = upstream.url();
-    let (reg, errors) = Registry::build(&src, &|k| (k == "PATHTEST_BASE_URL").then(|| url.clone()), None);
+    let (reg, errors) = Engine::load(&src, &|k| (k == "PATHTEST_BASE_URL").then(|| url.clone()), None);
     assert!(errors.is_empty(), "{errors:?}");
     let gw = gateway_with(reg, quick_config()).await;
     for model in ["x:generate?key=stolen", "../../admin", "a/b#frag"] {
@@ -428,12 +425,12 @@ async fn model_names_cannot_change_the_upstream_path_or_query() {
 
 #[tokio::test]
 async fn provider_without_base_url_fails_clearly() {
-    let src = vec![lightport::plan::load::SourceFile {
+    let src = vec![lightport::SourceFile {
         id: "local".into(),
         path: "local.yaml".into(),
         text: PATH_MAPPING.replace("base_url: http://placeholder\n", ""),
     }];
-    let (reg, errors) = Registry::build(&src, &|_| None, None);
+    let (reg, errors) = Engine::load(&src, &|_| None, None);
     assert!(errors.is_empty(), "{errors:?}");
     let gw = gateway_with(reg, quick_config()).await;
     let r = post(&gw, &json!({"model": "local/m", "messages": [{"role": "user", "content": "hi"}]})).await;

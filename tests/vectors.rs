@@ -2,18 +2,18 @@
 
 mod common;
 
-use lightport::registry::builtin_sources;
-use lightport::vectors::{plans_for_vectors, run_all};
+use lightport::builtin_sources;
+use lightport::vectors::{engine_for_vectors, run_all};
 
 #[test]
 fn every_golden_vector_passes() {
-    let (plans, errors) = plans_for_vectors(&builtin_sources());
+    let (engine, errors) = engine_for_vectors(&builtin_sources());
     assert!(
         errors.is_empty(),
         "mappings failed to load:\n{}",
         errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
     );
-    let (ran, failures) = run_all(&plans, &common::fixtures());
+    let (ran, failures) = run_all(engine.providers(), &common::fixtures());
     assert!(
         failures.is_empty(),
         "{} of {ran} vectors failed:\n{}",
@@ -25,13 +25,13 @@ fn every_golden_vector_passes() {
 
 #[test]
 fn every_provider_with_a_mapping_has_vectors() {
-    let (plans, _) = plans_for_vectors(&builtin_sources());
-    for src in plans.iter().filter(|p| !p.is_abstract) {
-        let dir = common::fixtures().join(&src.id);
+    let (engine, _) = engine_for_vectors(&builtin_sources());
+    for src in engine.providers() {
+        let dir = common::fixtures().join(src.id());
         assert!(
             !lightport::vectors::cases(&dir).is_empty(),
             "mappings/{}.yaml has no vectors in {}",
-            src.id,
+            src.id(),
             dir.display()
         );
     }

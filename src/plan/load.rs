@@ -1,15 +1,19 @@
-//! Mapping files → plans: parse the YAML, resolve `extends`, validate against the JSON Schema,
-//! then compile. Every problem of every file comes back as `file:line: message`.
+//! Mapping files → plans: parse the YAML, resolve `extends`, check the file's structure against
+//! its JSON Schema, then compile. Every problem of every file comes back as `file:line: message`.
+//!
+//! Structure is checked first (all such problems at once); a file whose structure is sound is
+//! then compiled, and the compiler reports every problem inside its transforms and templates.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::LazyLock;
 
 use serde_json::Value;
 
-use super::{compile_provider, EnvLookup, ProviderPlan};
+use super::{compile_provider, EnvLookup, Provider};
+use crate::error::{LoadError, Problem, ProblemKind};
+use crate::expr::{Compiler, Defs, Reads};
 use crate::spec::location::LineIndex;
-use crate::spec::{MappingFile, Problem};
+use crate::spec::{ExprSpec, MappingFile};
 
 /// One mapping file's text and where it came from.
 #[derive(Debug, Clone)]
@@ -21,46 +25,69 @@ pub struct SourceFile {
     pub text: String,
 }
 
-/// A problem located in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    pub file: String,
-    pub line: usize,
-    pub message: String,
-    /// The provider id of the file.
-    pub id: String,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.message)
-    }
-}
-
-/// The JSON Schema of a mapping file, generated from the spec types.
+/// The JSON Schema of a mapping file, generated from the spec types (for editors and docs).
 pub fn schema() -> Value {
     serde_json::to_value(schemars::schema_for!(MappingFile)).expect("a schema serialises")
 }
 
+/// The schema the loader checks structure with: the same, except that a transform may be any
+/// value here, because the transform parser reports its problems more precisely than a schema.
+static RUNTIME_SCHEMA: LazyLock<Value> = LazyLock::new(|| {
+    let mut s = schema();
+    let name = <ExprSpec as schemars::JsonSchema>::schema_name();
+    if let Some(defs) = s.get_mut("$defs").and_then(Value::as_object_mut) {
+        defs.insert(name.into_owned(), Value::Bool(true));
+    }
+    s
+});
+
 static VALIDATOR: LazyLock<jsonschema::Validator> =
-    LazyLock::new(|| jsonschema::validator_for(&schema()).expect("the generated schema is a valid JSON Schema"));
+    LazyLock::new(|| jsonschema::validator_for(&RUNTIME_SCHEMA).expect("the generated schema is a valid JSON Schema"));
 
-/// Keys whose values are replaced whole by `extends`, never merged (transforms, lists of rules).
-const REPLACED_WHOLE: &[&str] =
-    &["auth", "request", "response", "stream", "errors", "event", "on", "match", "list", "refuse", "fail_on"];
+/// The schema node a `$ref` points at.
+fn resolve(node: &Value) -> &Value {
+    let mut node = node;
+    for _ in 0..8 {
+        match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+            Some(name) => node = &RUNTIME_SCHEMA["$defs"][name],
+            None => break,
+        }
+    }
+    node
+}
 
-fn merge(base: &mut Value, over: Value) {
+/// The object branch of a schema node (`Option<T>` is `anyOf: [T, null]`), when values there
+/// merge key by key: not a transform, and not marked `x-merge: replace`.
+fn object_schema(node: &Value) -> Option<&Value> {
+    let replaced = |n: &Value| n.get("x-merge").and_then(Value::as_str) == Some("replace") || n.is_boolean();
+    let is_object =
+        |n: &&Value| n.get("properties").is_some() || n.get("additionalProperties").is_some_and(Value::is_object);
+    let node = resolve(node);
+    let object = match node.get("anyOf").and_then(Value::as_array) {
+        Some(branches) => branches.iter().map(resolve).find(|b| is_object(b) || replaced(b))?,
+        None => node,
+    };
+    Some(object).filter(|o| !replaced(node) && !replaced(o) && is_object(o))
+}
+
+/// `extends`: the child's keys over the parent's. `key: null` removes what the parent set;
+/// objects whose schema describes fields or a map (and is not marked `x-merge: replace`) merge
+/// key by key; transforms, lists and the rest are replaced whole.
+fn merge(base: &mut Value, over: Value, schema: &Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
+            let object = object_schema(schema);
             for (k, v) in o {
-                // `key: null` in a child removes what the parent set (a header, an endpoint).
                 if v.is_null() {
                     b.remove(&k);
                     continue;
                 }
-                match b.get_mut(&k) {
-                    Some(slot) if !REPLACED_WHOLE.contains(&k.as_str()) && slot.is_object() && v.is_object() => {
-                        merge(slot, v)
+                let member = object.and_then(|s| {
+                    s.get("properties").and_then(|p| p.get(&k)).or_else(|| s.get("additionalProperties"))
+                });
+                match (b.get_mut(&k), member) {
+                    (Some(slot), Some(m)) if slot.is_object() && v.is_object() && object_schema(m).is_some() => {
+                        merge(slot, v, m)
                     }
                     _ => {
                         b.insert(k, v);
@@ -76,13 +103,14 @@ fn parse_yaml(src: &SourceFile) -> Result<Value, LoadError> {
     serde_yaml::from_str::<Value>(&src.text).map_err(|e| LoadError {
         file: src.path.clone(),
         line: e.location().map_or(1, |l| l.line()),
+        kind: ProblemKind::Syntax,
         message: format!("not valid YAML: {e}"),
         id: src.id.clone(),
     })
 }
 
 /// Load and compile every file. Files with problems yield no plan; the others load normally.
-pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<ProviderPlan>, Vec<LoadError>) {
+pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<Provider>, Vec<LoadError>) {
     let mut errors = Vec::new();
     let mut parsed: HashMap<&str, Value> = HashMap::new();
     for src in sources {
@@ -98,34 +126,33 @@ pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<ProviderPlan>, V
         if !parsed.contains_key(src.id.as_str()) {
             continue;
         }
-        let locate = |problems: Vec<Problem>| -> Vec<LoadError> {
-            let index = LineIndex::new(&src.text);
-            let mut located: Vec<LoadError> = problems
-                .into_iter()
-                .map(|p| LoadError {
-                    file: src.path.clone(),
-                    line: index.line_of(&p.pointer),
-                    message: p.message,
-                    id: src.id.clone(),
-                })
-                .collect();
-            located.sort_by_key(|e| e.line);
-            located.dedup();
-            located
-        };
-        let merged = match resolve_extends(&src.id, &parsed) {
-            Ok(v) => v,
-            Err(msg) => {
-                errors.extend(locate(vec![Problem::new("/extends", msg)]));
-                continue;
-            }
-        };
-        match check(&src.id, &src.path, &merged, env) {
+        let result = resolve_extends(&src.id, &parsed)
+            .map_err(|msg| vec![Problem::new("/extends", ProblemKind::Extends, msg)])
+            .and_then(|merged| check(&src.id, &src.path, merged, env));
+        match result {
             Ok(plan) => plans.push(plan),
-            Err(problems) => errors.extend(locate(problems)),
+            Err(problems) => errors.extend(locate(src, problems)),
         }
     }
     (plans, errors)
+}
+
+/// Problems at JSON pointers → `file:line` errors, sorted by line.
+fn locate(src: &SourceFile, problems: Vec<Problem>) -> Vec<LoadError> {
+    let index = LineIndex::new(&src.text);
+    let mut located: Vec<LoadError> = problems
+        .into_iter()
+        .map(|p| LoadError {
+            file: src.path.clone(),
+            line: index.line_of(&p.pointer),
+            kind: p.kind,
+            message: p.message,
+            id: src.id.clone(),
+        })
+        .collect();
+    located.sort_by_key(|e| e.line);
+    located.dedup();
+    located
 }
 
 fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, String> {
@@ -144,7 +171,7 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
     let mut merged = layers.pop().expect("at least the file itself");
     while let Some(mut layer) = layers.pop() {
         inherit(&mut layer, &merged)?;
-        merge(&mut merged, layer);
+        merge(&mut merged, layer, &RUNTIME_SCHEMA);
     }
     if let Value::Object(m) = &mut merged {
         m.remove("extends");
@@ -172,18 +199,25 @@ fn inherit(v: &mut Value, parent: &Value) -> Result<(), String> {
     }
 }
 
+/// A schema error's message, with the offending value cut short: a value can be anything a
+/// file holds (a secret in a mistaken file), and a message is for saying where and what.
+fn schema_message(e: &jsonschema::ValidationError<'_>) -> String {
+    let msg = e.to_string();
+    let instance = e.instance().to_string();
+    if instance.len() > 40 {
+        let short: String = instance.chars().take(24).collect();
+        msg.replace(&instance, &format!("{short}..."))
+    } else {
+        msg
+    }
+}
+
 /// Schema errors as problems. A failed `anyOf` is replaced by the errors of its most plausible
 /// branch (the one that got furthest into the value), so that an `Option<Endpoint>` says what
-/// is wrong inside the endpoint rather than "matches none of the alternatives". A failed
-/// transform is left to the transform compiler, whose messages are precise.
+/// is wrong inside the endpoint rather than "matches none of the alternatives".
 fn schema_problems(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Problem>) {
     let at = e.instance_path().as_str().to_string();
     if let jsonschema::error::ValidationErrorKind::AnyOf { context } = e.kind() {
-        let is_transform = |b: &jsonschema::ValidationError<'_>| b.schema_path().as_str().contains("Transform");
-        let wraps_transform = context.iter().flatten().any(|b| is_transform(b) && b.instance_path().as_str() == at);
-        if is_transform(e) || wraps_transform {
-            return;
-        }
         let deeper = |branch: &Vec<jsonschema::ValidationError<'static>>| {
             branch.iter().all(|b| b.instance_path().as_str().len() > at.len())
         };
@@ -194,86 +228,76 @@ fn schema_problems(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Problem>) 
             return;
         }
         let options: Vec<String> =
-            context.iter().filter_map(|b| b.first()).map(|b| b.to_string()).filter(|m| m.len() < 120).collect();
-        out.push(Problem::new(at, format!("not a valid value here; {}", options.join("; or "))));
+            context.iter().filter_map(|b| b.first()).map(schema_message).filter(|m| m.len() < 120).collect();
+        out.push(Problem::new(at, ProblemKind::Schema, format!("not a valid value here; {}", options.join("; or "))));
         return;
     }
-    out.push(Problem::new(at, e.to_string()));
+    out.push(Problem::new(at, ProblemKind::Schema, schema_message(e)));
 }
 
-/// Where a mapping document holds transforms, so that they are compiled (and their problems
-/// reported) even when another part of the file does not parse.
-fn transform_sites(doc: &Value) -> Vec<(String, &Value)> {
-    fn errors_of<'a>(base: &str, v: Option<&'a Value>, out: &mut Vec<(String, &'a Value)>) {
-        if let Some(Value::Object(m)) = v {
-            for (k, t) in m {
-                out.push((format!("{base}/{k}"), t));
-            }
-        }
+/// Every transform of a document, found by walking it alongside its schema: where the schema
+/// says `Transform`, the value is one.
+fn transforms<'a>(doc: &'a Value, node: &Value, ptr: &mut String, out: &mut Vec<(String, &'a Value)>) {
+    let transform = format!("#/$defs/{}", <ExprSpec as schemars::JsonSchema>::schema_name());
+    if node.get("$ref").and_then(Value::as_str) == Some(transform.as_str()) {
+        out.push((ptr.clone(), doc));
+        return;
     }
-    let mut out = Vec::new();
-    errors_of("/errors", doc.get("errors"), &mut out);
-    for ep in ["chat", "embeddings"] {
-        let Some(e) = doc.get(ep) else { continue };
-        for k in ["request", "response"] {
-            if let Some(t) = e.get(k) {
-                out.push((format!("/{ep}/{k}"), t));
-            }
-        }
-        for k in ["refuse", "fail_on"] {
-            for (i, g) in e.get(k).and_then(Value::as_array).into_iter().flatten().enumerate() {
-                errors_of(&format!("/{ep}/{k}/{i}"), Some(g), &mut out);
-            }
-        }
-        errors_of(&format!("/{ep}/errors"), e.get("errors"), &mut out);
-        if let Some(t) = e.pointer("/stream/event") {
-            out.push((format!("/{ep}/stream/event"), t));
-        }
-        if let Some(Value::Object(on)) = e.pointer("/stream/on") {
-            for (name, steps) in on {
-                for (i, step) in steps.as_array().into_iter().flatten().enumerate() {
-                    let base = format!("/{ep}/stream/on/{}/{i}", name.replace('~', "~0").replace('/', "~1"));
-                    for k in ["when", "emit", "forward", "error"] {
-                        if let Some(t) = step.get(k) {
-                            out.push((format!("{base}/{k}"), t));
-                        }
-                    }
-                    for k in ["set", "add", "enumerate"] {
-                        errors_of(&format!("{base}/{k}"), step.get(k), &mut out);
-                    }
+    let node = resolve(node);
+    let branches: Vec<&Value> = match node.get("anyOf").and_then(Value::as_array) {
+        Some(b) => b.iter().map(resolve).collect(),
+        None => vec![node],
+    };
+    let mut visit = |child: &'a Value, key: &str, schema: &Value, out: &mut Vec<(String, &'a Value)>| {
+        let len = ptr.len();
+        ptr.push('/');
+        ptr.push_str(&crate::expr::escape(key));
+        transforms(child, schema, ptr, out);
+        ptr.truncate(len);
+    };
+    match doc {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let member = branches.iter().find_map(|b| {
+                    b.get("properties")
+                        .and_then(|p| p.get(k))
+                        .or_else(|| b.get("additionalProperties").filter(|a| a.is_object()))
+                });
+                if let Some(member) = member {
+                    visit(v, k, member, out);
                 }
             }
         }
+        Value::Array(items) => {
+            if let Some(item) = branches.iter().find_map(|b| b.get("items")) {
+                for (i, v) in items.iter().enumerate() {
+                    visit(v, &i.to_string(), item, out);
+                }
+            }
+        }
+        _ => {}
     }
-    out
 }
 
-/// Validate one (merged) mapping document and compile it: the one code path of `serve` and `check`.
-fn check(id: &str, path: &str, doc: &Value, env: EnvLookup<'_>) -> Result<ProviderPlan, Vec<Problem>> {
+/// Check one (merged) mapping document and compile it: the one code path of `serve` and `check`.
+fn check(id: &str, path: &str, doc: Value, env: EnvLookup<'_>) -> Result<Provider, Vec<Problem>> {
     let mut problems = Vec::new();
-    for e in VALIDATOR.iter_errors(doc) {
+    for e in VALIDATOR.iter_errors(&doc) {
         schema_problems(&e, &mut problems);
     }
-    let file: MappingFile = match serde_json::from_value(doc.clone()) {
-        Ok(f) => f,
-        Err(e) => {
-            // Some part does not parse: still compile every transform, so that all problems
-            // of the file are reported at once.
-            for (ptr, t) in transform_sites(doc) {
-                crate::transform::compile(t, &ptr, &mut problems, &mut Default::default());
-            }
-            if problems.is_empty() {
-                problems.push(Problem::new("", e.to_string()));
-            }
-            return Err(problems);
+    if !problems.is_empty() {
+        // The file cannot be read as a whole; still compile every transform in it, so that all
+        // of its problems are reported at once.
+        let defs = Defs(doc.get("defs").cloned().and_then(|d| serde_json::from_value(d).ok()).unwrap_or_default());
+        let mut sites = Vec::new();
+        transforms(&doc, &RUNTIME_SCHEMA, &mut String::new(), &mut sites);
+        for (ptr, value) in sites {
+            let spec = ExprSpec::parse(value.clone());
+            Compiler::new(&defs, &mut problems, &mut Reads::default()).compile(&spec, &ptr);
         }
-    };
-    match compile_provider(id, path, &file, env) {
-        Ok(plan) if problems.is_empty() => Ok(plan),
-        Ok(_) => Err(problems),
-        Err(more) => {
-            problems.extend(more);
-            Err(problems)
-        }
+        return Err(problems);
     }
+    let file: MappingFile = serde_json::from_value(doc)
+        .map_err(|e| vec![Problem::new("", ProblemKind::Schema, format!("cannot read the file: {e}"))])?;
+    compile_provider(id, path, file, env)
 }

@@ -1,25 +1,28 @@
 //! A mapping file compiled into a plan: every path, template, table and header parsed and checked
 //! once. A plan that compiled cannot fail at run time for a reason its file could have revealed.
 
-pub mod load;
-pub mod template;
+pub(crate) mod errors;
+pub(crate) mod load;
+pub(crate) mod stream;
+pub(crate) mod template;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
-use crate::spec::{
-    self, AuthSpec, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy, Problem, StreamSpec,
-};
-use crate::stream::rules::{Action, StreamPlan};
-use crate::transform::glob::Glob;
-use crate::transform::{compile, Expr, Reads};
+use crate::error::{Problem, ProblemKind};
+use crate::expr::glob::Glob;
+use crate::expr::{escape, Compiler, DefSpec, Defs, Expr, Reads};
+use crate::spec::{AuthSpec, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
+use errors::{ErrorFields, Guard};
+use stream::StreamPlan;
 use template::{Template, TemplateVars};
 
 /// An API key; never printed.
 #[derive(Clone)]
-pub struct Secret(pub String);
+pub(crate) struct Secret(pub String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,66 +30,98 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-pub enum Auth {
+#[derive(Debug)]
+pub(crate) enum Auth {
     None,
     Header { name: HeaderName, prefix: String },
     Query { name: String },
 }
 
-/// One provider, ready to serve.
-pub struct ProviderPlan {
-    pub id: String,
-    pub name: String,
+/// One provider, compiled from its mapping file and ready to serve.
+#[derive(Debug)]
+pub struct Provider {
+    pub(crate) id: String,
+    pub(crate) name: String,
     /// From `<ID>_BASE_URL`, else the file; without a trailing `/`.
-    pub base_url: Option<String>,
-    pub auth: Auth,
+    pub(crate) base_url: Option<String>,
+    pub(crate) auth: Auth,
     /// From `<ID>_API_KEY`.
-    pub key: Option<Secret>,
-    pub headers: Vec<HeaderPlan>,
-    pub vars: Vec<(String, String)>,
+    pub(crate) key: Option<Secret>,
+    pub(crate) headers: Vec<HeaderPlan>,
+    pub(crate) vars: Vec<(String, String)>,
     /// `vars` as the JSON object transforms see in `$ctx.vars`, built once.
-    pub vars_value: Value,
-    pub patterns: Vec<Glob>,
-    pub models: Vec<String>,
-    pub chat: Option<EndpointPlan>,
-    pub embeddings: Option<EndpointPlan>,
+    pub(crate) vars_value: Value,
+    pub(crate) patterns: Vec<Glob>,
+    pub(crate) models: Vec<String>,
+    pub(crate) chat: Option<EndpointPlan>,
+    pub(crate) embeddings: Option<EndpointPlan>,
     /// The file it came from, for messages.
-    pub source: String,
-    /// What the mapping supports, derived from the file (for the README's provider table).
-    pub capabilities: Capabilities,
+    pub(crate) source: String,
     /// A base for other files only (`abstract: true`).
-    pub is_abstract: bool,
+    pub(crate) is_abstract: bool,
 }
 
-/// What a mapping supports, read off its file rather than declared by hand.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capabilities {
-    pub chat: bool,
-    pub stream: bool,
-    /// The chat request transform reads `tools` (or passes the request through).
-    pub tools: bool,
-    /// The chat request transform handles `image_url` parts (or passes the request through).
-    pub vision: bool,
-    pub embeddings: bool,
-    /// The request is forwarded whole (possibly amended): support is whatever the host offers.
-    pub passthrough: bool,
+impl Provider {
+    /// The provider's id: its mapping file's name (`openai` for `openai.yaml`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its human-readable name (`OpenAI`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The models `GET /v1/models` lists for it (without the `provider/` prefix).
+    pub fn models(&self) -> &[String] {
+        &self.models
+    }
+
+    /// The base URL calls go to, when one is known.
+    pub fn base_url(&self) -> Option<&str> {
+        self.base_url.as_deref()
+    }
+
+    /// The file the provider was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether a model name matches one of the provider's routing patterns.
+    pub fn matches(&self, model: &str) -> bool {
+        self.patterns.iter().any(|g| g.matches(model))
+    }
+
+    pub(crate) fn endpoint(&self, endpoint: Endpoint) -> Option<&EndpointPlan> {
+        match endpoint {
+            Endpoint::Chat => self.chat.as_ref(),
+            Endpoint::Embeddings => self.embeddings.as_ref(),
+        }
+    }
 }
 
-fn capabilities(file: &MappingFile, chat: Option<&EndpointPlan>) -> Capabilities {
-    let passthrough = chat.is_some_and(|c| c.params.reads.everything);
-    let request_text = file.chat.as_ref().map(|c| c.request.0.to_string()).unwrap_or_default();
-    Capabilities {
-        chat: chat.is_some(),
-        stream: chat.is_some_and(|c| c.stream.is_some()),
-        tools: chat.is_some_and(|c| c.params.reads.everything || c.params.reads.keys.contains("tools")),
-        vision: passthrough || request_text.contains("image_url"),
-        embeddings: file.embeddings.is_some(),
-        passthrough,
+/// Which endpoint of a provider a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+}
+
+impl Endpoint {
+    /// How messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat completions",
+            Endpoint::Embeddings => "embeddings",
+        }
     }
 }
 
 /// A header sent upstream: a fixed value built once, or a template rendered per call.
-pub struct HeaderPlan {
+#[derive(Debug)]
+pub(crate) struct HeaderPlan {
     pub name: HeaderName,
     pub template: Template,
     pub fixed: Option<HeaderValue>,
@@ -94,7 +129,7 @@ pub struct HeaderPlan {
 
 /// What to do with one request parameter.
 #[derive(Debug)]
-pub enum Policy {
+pub(crate) enum Policy {
     Drop,
     Reject,
     Keep,
@@ -105,57 +140,16 @@ pub enum Policy {
     Rename(String),
 }
 
-pub struct Params {
+#[derive(Debug)]
+pub(crate) struct Params {
     pub rules: Vec<(String, Policy)>,
     /// For top-level fields the request transform does not read and no rule names.
     pub unread: Policy,
     pub reads: Reads,
 }
 
-/// A compiled `refuse` / `fail_on` rule.
-pub struct Guard {
-    pub when: Expr,
-    pub status: u16,
-    pub message: Expr,
-    pub kind: Option<Expr>,
-    pub code: Option<Expr>,
-    pub param: Option<Expr>,
-}
-
-fn guards(specs: &[spec::GuardSpec], ptr: &str, default_status: u16, p: &mut Vec<Problem>) -> Vec<Guard> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, g)| {
-            let at = format!("{ptr}/{i}");
-            let status = g.status.unwrap_or(default_status);
-            if !(400..600).contains(&status) {
-                p.push(Problem::new(format!("{at}/status"), "an error status is between 400 and 599"));
-            }
-            let opt = |e: &Option<spec::ExprSpec>, f: &str, p: &mut Vec<Problem>| {
-                e.as_ref().map(|e| expr(e, &format!("{at}/{f}"), p))
-            };
-            Guard {
-                when: expr(&g.when, &format!("{at}/when"), p),
-                status,
-                message: expr(&g.message, &format!("{at}/message"), p),
-                kind: opt(&g.kind, "type", p),
-                code: opt(&g.code, "code", p),
-                param: opt(&g.param, "param", p),
-            }
-        })
-        .collect()
-}
-
-pub struct ErrorPlan {
-    pub status: Option<Expr>,
-    pub message: Option<Expr>,
-    pub kind: Option<Expr>,
-    pub code: Option<Expr>,
-    pub param: Option<Expr>,
-}
-
-pub struct EndpointPlan {
+#[derive(Debug)]
+pub(crate) struct EndpointPlan {
     pub method: Method,
     pub path: Template,
     pub stream_path: Option<Template>,
@@ -165,43 +159,44 @@ pub struct EndpointPlan {
     pub params: Params,
     pub request: Expr,
     pub response: Expr,
-    pub stream: Option<std::sync::Arc<StreamPlan>>,
-    pub errors: ErrorPlan,
+    pub stream: Option<Arc<StreamPlan>>,
+    pub errors: ErrorFields,
     pub refuse: Vec<Guard>,
     pub fail_on: Vec<Guard>,
 }
 
 /// The environment-variable prefix of a provider id: upper-cased, `-` as `_`.
-pub fn env_prefix(id: &str) -> String {
+pub(crate) fn env_prefix(id: &str) -> String {
     id.to_ascii_uppercase().replace(['-', '.'], "_")
 }
 
 /// Where a plan takes its environment from (a function, so tests and `check` can pass their own).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-pub fn compile_provider(
+/// Compile one provider's (merged) mapping file.
+pub(crate) fn compile_provider(
     id: &str,
     source: &str,
-    file: &MappingFile,
+    file: MappingFile,
     env: EnvLookup<'_>,
-) -> Result<ProviderPlan, Vec<Problem>> {
+) -> Result<Provider, Vec<Problem>> {
     let mut p = Vec::new();
     let prefix = env_prefix(id);
-    let base_url = env(&format!("{prefix}_BASE_URL"))
-        .filter(|s| !s.is_empty())
-        .or_else(|| file.base_url.clone())
-        .map(|u| u.trim_end_matches('/').to_string());
-    let vars_early: Vec<(String, String)> = file
+    let vars: Vec<(String, String)> = file
         .vars
         .iter()
         .map(|(k, v)| (k.clone(), env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone())))
         .collect();
+    let base_url = env(&format!("{prefix}_BASE_URL"))
+        .filter(|s| !s.is_empty())
+        .or_else(|| file.base_url.clone())
+        .map(|u| u.trim_end_matches('/').to_string());
     // A base URL may name vars (`https://{{ vars.region }}.example.com`): rendered once, here.
     let base_url = match base_url {
         Some(u) if u.contains("{{") => match Template::compile(&u) {
-            Ok(t) => Some(t.render_string(&TemplateVars { model: "", stream: false, vars: &vars_early }, false)),
+            Ok(t) => Some(t.render_string(&TemplateVars { model: "", stream: false, vars: &vars }, false)),
             Err(e) => {
-                p.push(Problem::new("/base_url", e));
+                p.push(Problem::new("/base_url", ProblemKind::InvalidTemplate, e));
                 None
             }
         },
@@ -209,7 +204,11 @@ pub fn compile_provider(
     };
     if let Some(u) = &base_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
-            p.push(Problem::new("/base_url", format!("base URL '{u}' must start with http:// or https://")));
+            p.push(Problem::new(
+                "/base_url",
+                ProblemKind::InvalidValue,
+                format!("base URL '{u}' must start with http:// or https://"),
+            ));
         }
     }
     let auth = match &file.auth {
@@ -217,53 +216,87 @@ pub fn compile_provider(
         AuthSpec::Header { header, prefix } => match HeaderName::from_bytes(header.as_bytes()) {
             Ok(name) => Auth::Header { name, prefix: prefix.clone().unwrap_or_default() },
             Err(_) => {
-                p.push(Problem::new("/auth/header", format!("'{header}' is not a valid header name")));
+                p.push(Problem::new(
+                    "/auth/header",
+                    ProblemKind::InvalidValue,
+                    format!("'{header}' is not a valid header name"),
+                ));
                 Auth::None
             }
         },
         AuthSpec::Query { query } => Auth::Query { name: query.clone() },
     };
-    let vars = vars_early;
-    let headers = headers(&file.headers, "/headers", &vars, &mut p);
+    let defs = Defs(file.defs);
+    let mut headers_reads = Reads::default();
+    let headers = {
+        let mut c = Compiler::new(&defs, &mut p, &mut headers_reads);
+        headers(&file.headers, "/headers", &vars, &mut c)
+    };
+    check_defs(&defs, &mut p);
     let default_errors = file.errors.as_ref();
-    let chat = file.chat.as_ref().map(|e| endpoint(e, "/chat", default_errors, &vars, &mut p));
-    let embeddings = file.embeddings.as_ref().map(|e| endpoint(e, "/embeddings", default_errors, &vars, &mut p));
+    let mut endpoint = |e: &EndpointSpec, ptr: &str| {
+        let mut reads = headers_reads.clone();
+        let plan = endpoint(e, ptr, default_errors, &vars, &mut Compiler::new(&defs, &mut p, &mut reads));
+        EndpointPlan { params: Params { reads, ..plan.params }, ..plan }
+    };
+    let chat = file.chat.as_ref().map(|e| endpoint(e, "/chat"));
+    let embeddings = file.embeddings.as_ref().map(|e| endpoint(e, "/embeddings"));
     if !p.is_empty() {
         return Err(p);
     }
-    let capabilities = capabilities(file, chat.as_ref());
     let vars_value = Value::Object(vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
-    Ok(ProviderPlan {
+    Ok(Provider {
         vars_value,
-        capabilities,
         is_abstract: file.is_abstract,
         id: id.to_string(),
-        name: file.name.clone(),
+        name: file.name,
         base_url,
         auth,
         key: env(&format!("{prefix}_API_KEY")).filter(|k| !k.is_empty()).map(Secret),
         headers,
         vars,
         patterns: file.models.patterns.iter().map(|s| Glob::new(s)).collect(),
-        models: file.models.list.clone(),
+        models: file.models.list,
         chat,
         embeddings,
         source: source.to_string(),
     })
 }
 
-fn template(src: &str, ptr: &str, vars: &[(String, String)], p: &mut Vec<Problem>) -> Template {
+/// Compile every definition once on its own, so that a problem in one is reported even when
+/// nothing uses it.
+fn check_defs(defs: &Defs, p: &mut Vec<Problem>) {
+    for (name, def) in &defs.0 {
+        let mut reads = Reads::default();
+        let mut c = Compiler::new(defs, p, &mut reads);
+        let (body, rel) = def.body();
+        if let DefSpec::WithParams { params, .. } = def {
+            c.binding(params, "params", |c| c.compile(body, &format!("/defs/{}{rel}", escape(name))));
+        } else {
+            c.compile(body, &format!("/defs/{}{rel}", escape(name)));
+        }
+    }
+}
+
+fn template(src: &str, ptr: &str, vars: &[(String, String)], c: &mut Compiler<'_>) -> Template {
     match Template::compile(src) {
         Ok(t) => {
             for name in t.var_names() {
                 if !vars.iter().any(|(k, _)| k == name) {
-                    p.push(Problem::new(ptr, format!("template names vars.{name}, which `vars` does not define")));
+                    c.problem_at(
+                        ptr,
+                        ProblemKind::UnknownName,
+                        format!("template names vars.{name}, which `vars` does not define"),
+                    );
                 }
+            }
+            if t.reads_model() {
+                c.read(Some("model".into()));
             }
             t
         }
         Err(e) => {
-            p.push(Problem::new(ptr, e));
+            c.problem_at(ptr, ProblemKind::InvalidTemplate, e);
             Template::compile("").expect("the empty template compiles")
         }
     }
@@ -273,13 +306,13 @@ fn headers(
     map: &BTreeMap<String, String>,
     ptr: &str,
     vars: &[(String, String)],
-    p: &mut Vec<Problem>,
+    c: &mut Compiler<'_>,
 ) -> Vec<HeaderPlan> {
     let mut out = Vec::new();
     for (k, v) in map {
-        let at = format!("{ptr}/{k}");
+        let at = format!("{ptr}/{}", escape(k));
         let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
-            p.push(Problem::new(&at, format!("'{k}' is not a valid header name")));
+            c.problem_at(&at, ProblemKind::InvalidValue, format!("'{k}' is not a valid header name"));
             continue;
         };
         let fixed = if v.contains("{{") {
@@ -288,12 +321,12 @@ fn headers(
             match HeaderValue::from_str(v) {
                 Ok(h) => Some(h),
                 Err(_) => {
-                    p.push(Problem::new(&at, "not a valid header value"));
+                    c.problem_at(&at, ProblemKind::InvalidValue, "not a valid header value");
                     None
                 }
             }
         };
-        out.push(HeaderPlan { name, template: template(v, &at, vars, p), fixed });
+        out.push(HeaderPlan { name, template: template(v, &at, vars, c), fixed });
     }
     out
 }
@@ -302,54 +335,34 @@ fn query(
     map: &BTreeMap<String, String>,
     ptr: &str,
     vars: &[(String, String)],
-    p: &mut Vec<Problem>,
+    c: &mut Compiler<'_>,
 ) -> Vec<(String, Template)> {
-    map.iter().map(|(k, v)| (k.clone(), template(v, &format!("{ptr}/{k}"), vars, p))).collect()
+    map.iter().map(|(k, v)| (k.clone(), template(v, &format!("{ptr}/{}", escape(k)), vars, c))).collect()
 }
 
-fn expr(spec: &spec::ExprSpec, ptr: &str, p: &mut Vec<Problem>) -> Expr {
-    compile(&spec.0, ptr, p, &mut Reads::default())
-}
-
-fn endpoint(
-    e: &EndpointSpec,
-    ptr: &str,
-    default_errors: Option<&ErrorSpec>,
-    vars: &[(String, String)],
-    p: &mut Vec<Problem>,
-) -> EndpointPlan {
-    let method = match e.method.as_deref().unwrap_or("POST").parse::<Method>() {
-        Ok(m) => m,
-        Err(_) => {
-            p.push(Problem::new(format!("{ptr}/method"), "not an HTTP method"));
-            Method::POST
-        }
-    };
-    let mut reads = Reads::default();
-    let request = compile(&e.request.0, &format!("{ptr}/request"), p, &mut reads);
+fn params(specs: &BTreeMap<String, ParamPolicy>, ptr: &str, c: &mut Compiler<'_>) -> (Vec<(String, Policy)>, Policy) {
     let mut rules = Vec::new();
     let mut unread = Policy::Drop;
-    for (name, policy) in &e.params {
+    for (name, policy) in specs {
+        let at = format!("{ptr}/params/{}", escape(name));
         let policy = match policy {
             ParamPolicy::Simple(ParamAction::Drop) => Policy::Drop,
             ParamPolicy::Simple(ParamAction::Reject) => Policy::Reject,
             ParamPolicy::Simple(ParamAction::Keep) => Policy::Keep,
-            ParamPolicy::Unless(u) => {
-                let at = format!("{ptr}/params/{name}");
-                match (&u.reject_unless, &u.drop_unless, &u.drop_when, &u.reject_when) {
-                    (Some(v), None, None, None) => Policy::RejectUnless(v.clone()),
-                    (None, Some(v), None, None) => Policy::DropUnless(v.clone()),
-                    (None, None, Some(c), None) => Policy::DropWhen(expr(c, &format!("{at}/drop_when"), p)),
-                    (None, None, None, Some(c)) => Policy::RejectWhen(expr(c, &format!("{at}/reject_when"), p)),
-                    _ => {
-                        p.push(Problem::new(
-                            at,
-                            "give exactly one of reject_unless, drop_unless, drop_when, reject_when",
-                        ));
-                        continue;
-                    }
+            ParamPolicy::Unless(u) => match (&u.reject_unless, &u.drop_unless, &u.drop_when, &u.reject_when) {
+                (Some(v), None, None, None) => Policy::RejectUnless(v.clone()),
+                (None, Some(v), None, None) => Policy::DropUnless(v.clone()),
+                (None, None, Some(cond), None) => Policy::DropWhen(c.compile(cond, &format!("{at}/drop_when"))),
+                (None, None, None, Some(cond)) => Policy::RejectWhen(c.compile(cond, &format!("{at}/reject_when"))),
+                _ => {
+                    c.problem_at(
+                        &at,
+                        ProblemKind::InvalidValue,
+                        "give exactly one of reject_unless, drop_unless, drop_when, reject_when",
+                    );
+                    continue;
                 }
-            }
+            },
             ParamPolicy::Rename(r) => Policy::Rename(r.rename.clone()),
         };
         if name == "*" {
@@ -358,115 +371,52 @@ fn endpoint(
             rules.push((name.clone(), policy));
         }
     }
-    let errors = e.errors.as_ref().or(default_errors);
-    let eptr = if e.errors.is_some() { format!("{ptr}/errors") } else { "/errors".to_string() };
-    let error_field = |f: &Option<spec::ExprSpec>, name: &str, p: &mut Vec<Problem>| {
-        f.as_ref().map(|s| expr(s, &format!("{eptr}/{name}"), p))
+    (rules, unread)
+}
+
+fn endpoint(
+    e: &EndpointSpec,
+    ptr: &str,
+    default_errors: Option<&ErrorSpec>,
+    vars: &[(String, String)],
+    c: &mut Compiler<'_>,
+) -> EndpointPlan {
+    let method = match e.method.as_deref().unwrap_or("POST").parse::<Method>() {
+        Ok(m) => m,
+        Err(_) => {
+            c.problem_at(&format!("{ptr}/method"), ProblemKind::InvalidValue, "not an HTTP method");
+            Method::POST
+        }
     };
-    let errors = ErrorPlan {
-        status: errors.and_then(|e| error_field(&e.status, "status", p)),
-        message: errors.and_then(|e| error_field(&e.message, "message", p)),
-        kind: errors.and_then(|e| error_field(&e.kind, "type", p)),
-        code: errors.and_then(|e| error_field(&e.code, "code", p)),
-        param: errors.and_then(|e| error_field(&e.param, "param", p)),
+    let request = c.compile_request(&e.request, &format!("{ptr}/request"));
+    let (rules, unread) = params(&e.params, ptr, c);
+    let (errors, eptr) = match &e.errors {
+        Some(own) => (Some(own), format!("{ptr}/errors")),
+        None => (default_errors, "/errors".to_string()),
+    };
+    let errors = errors.map(|spec| ErrorFields::compile(spec.fields(), &eptr, c)).unwrap_or_default();
+    let stream = e.stream.as_ref().map(|s| Arc::new(StreamPlan::compile(s, &format!("{ptr}/stream"), c)));
+    if stream.is_some() {
+        // The engine itself reads these: the stream choice and `stream_options.include_usage`.
+        c.read(Some("stream".into()));
+        c.read(Some("stream_options".into()));
+    }
+    let guards = |list: &[crate::spec::GuardSpec], name: &str, status: u16, c: &mut Compiler<'_>| -> Vec<Guard> {
+        list.iter().enumerate().map(|(i, g)| Guard::compile(g, &format!("{ptr}/{name}/{i}"), status, c)).collect()
     };
     EndpointPlan {
         method,
-        path: template(&e.path, &format!("{ptr}/path"), vars, p),
-        stream_path: e.stream_path.as_ref().map(|s| template(s, &format!("{ptr}/stream_path"), vars, p)),
-        query: query(&e.query, &format!("{ptr}/query"), vars, p),
-        stream_query: query(&e.stream_query, &format!("{ptr}/stream_query"), vars, p),
-        headers: headers(&e.headers, &format!("{ptr}/headers"), vars, p),
-        params: Params { rules, unread, reads },
+        path: template(&e.path, &format!("{ptr}/path"), vars, c),
+        stream_path: e.stream_path.as_ref().map(|s| template(s, &format!("{ptr}/stream_path"), vars, c)),
+        query: query(&e.query, &format!("{ptr}/query"), vars, c),
+        stream_query: query(&e.stream_query, &format!("{ptr}/stream_query"), vars, c),
+        headers: headers(&e.headers, &format!("{ptr}/headers"), vars, c),
+        params: Params { rules, unread, reads: Reads::default() },
         request,
-        response: expr(&e.response, &format!("{ptr}/response"), p),
-        stream: e.stream.as_ref().map(|s| std::sync::Arc::new(stream(s, &format!("{ptr}/stream"), p))),
+        response: c.compile(&e.response, &format!("{ptr}/response")),
+        stream,
         errors,
-        refuse: guards(&e.refuse, &format!("{ptr}/refuse"), 400, p),
-        fail_on: guards(&e.fail_on, &format!("{ptr}/fail_on"), 502, p),
-    }
-}
-
-fn stream(s: &StreamSpec, ptr: &str, p: &mut Vec<Problem>) -> StreamPlan {
-    let mut rules = std::collections::HashMap::new();
-    let mut fallback = None;
-    for (event, actions) in &s.on {
-        let base = format!("{ptr}/on/{}", event.replace('~', "~0").replace('/', "~1"));
-        let compiled: Vec<Action> = actions
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let at = format!("{base}/{i}");
-                let map =
-                    |m: &BTreeMap<String, spec::ExprSpec>, field: &str, p: &mut Vec<Problem>| -> Vec<(String, Expr)> {
-                        m.iter().map(|(k, v)| (k.clone(), expr(v, &format!("{at}/{field}/{k}"), p))).collect()
-                    };
-                if a.emit.is_some() && a.forward.is_some() {
-                    p.push(Problem::new(&at, "a step emits or forwards, not both"));
-                }
-                Action {
-                    when: a.when.as_ref().map(|w| expr(w, &format!("{at}/when"), p)),
-                    set: map(&a.set, "set", p),
-                    add: map(&a.add, "add", p),
-                    enumerate: map(&a.enumerate, "enumerate", p),
-                    emit: a.emit.as_ref().map(|w| expr(w, &format!("{at}/emit"), p)),
-                    forward: a.forward.as_ref().map(|w| expr(w, &format!("{at}/forward"), p)),
-                    error: a.error.as_ref().map(|w| expr(w, &format!("{at}/error"), p)),
-                    end: a.end,
-                }
-            })
-            .collect();
-        if event == "*" {
-            fallback = Some(compiled);
-        } else {
-            rules.insert(event.clone(), compiled);
-        }
-    }
-    StreamPlan {
-        framing: s.framing,
-        passthrough: s.passthrough,
-        done: s.done.clone(),
-        event: s.event.as_ref().map(|e| expr(e, &format!("{ptr}/event"), p)),
-        rules,
-        fallback,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plan::load::{load, SourceFile};
-
-    fn src(id: &str, text: &str) -> SourceFile {
-        SourceFile { id: id.into(), path: format!("{id}.yaml"), text: text.into() }
-    }
-
-    #[test]
-    fn base_url_renders_vars_from_file_or_environment() {
-        let file = "name: R\nbase_url: \"https://rt.{{ vars.region }}.example.com/\"\nvars: { region: us-east-1 }\n";
-        let (plans, errors) = load(&[src("rt", file)], &|_| None);
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(plans[0].base_url.as_deref(), Some("https://rt.us-east-1.example.com"));
-        let (plans, _) = load(&[src("rt", file)], &|k| (k == "RT_REGION").then(|| "eu-west-1".to_string()));
-        assert_eq!(plans[0].base_url.as_deref(), Some("https://rt.eu-west-1.example.com"));
-    }
-
-    #[test]
-    fn extends_inherits_removes_with_null_and_reuses_transforms() {
-        let parent = "name: P\nbase_url: https://p.test\nheaders: { x-a: \"1\", x-b: \"2\" }\nchat:\n  path: /c\n  request: { model: $.model, n: 1 }\n  response: $\n";
-        let child = "extends: parent\nname: C\nheaders: { x-b: null }\nchat:\n  request: { $merge: [{ $omit: { $inherit: /chat/request }, keys: [n] }, { extra: true }] }\n";
-        let (plans, errors) = load(&[src("parent", parent), src("child", child)], &|_| None);
-        assert!(errors.is_empty(), "{errors:?}");
-        let c = plans.iter().find(|p| p.id == "child").unwrap();
-        assert_eq!(c.base_url.as_deref(), Some("https://p.test"));
-        let names: Vec<&str> = c.headers.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, vec!["x-a"]);
-        let req = serde_json::json!({"model": "m"});
-        let out = c.chat.as_ref().unwrap().request.eval_owned(&crate::transform::Scope::new(
-            &req,
-            &Value::Null,
-            &Value::Null,
-        ));
-        assert_eq!(out, Some(serde_json::json!({"model": "m", "extra": true})));
+        refuse: guards(&e.refuse, "refuse", 400, c),
+        fail_on: guards(&e.fail_on, "fail_on", 502, c),
     }
 }

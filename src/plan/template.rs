@@ -13,6 +13,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'
 
 static ENV: LazyLock<minijinja::Environment<'static>> = LazyLock::new(minijinja::Environment::new);
 
+#[derive(Debug)]
 enum Hole {
     Model,
     Stream,
@@ -20,6 +21,7 @@ enum Hole {
     Expr(minijinja::Expression<'static, 'static>),
 }
 
+#[derive(Debug)]
 enum Part {
     Text(String),
     Hole(Hole),
@@ -32,6 +34,7 @@ pub struct TemplateVars<'a> {
     pub vars: &'a [(String, String)],
 }
 
+#[derive(Debug)]
 pub struct Template {
     parts: Vec<Part>,
 }
@@ -74,6 +77,15 @@ impl Template {
         self.parts.iter().filter_map(|p| match p {
             Part::Hole(Hole::Var(n)) => Some(n.as_str()),
             _ => None,
+        })
+    }
+
+    /// Whether the template names the model (`{{ model }}`, or `model` inside an expression).
+    pub fn reads_model(&self) -> bool {
+        self.parts.iter().any(|p| match p {
+            Part::Hole(Hole::Model) => true,
+            Part::Hole(Hole::Expr(e)) => e.undeclared_variables(false).contains("model"),
+            _ => false,
         })
     }
 

@@ -1,11 +1,10 @@
-//! The HTTP server: OpenAI's routes, thin handlers over `translate`, and one error shape for
+//! The HTTP server: OpenAI's routes, thin handlers over a [`Call`], and one error shape for
 //! every refusal (ours, the HTTP layer's, and the upstream's).
 
 mod validate;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
@@ -18,9 +17,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::error::GatewayError;
-use crate::registry::Registry;
-use crate::translate::{self, CallContext, Endpoint, DROPPED_HEADER};
+use crate::call::Call;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::plan::Endpoint;
+use crate::stream::{StreamInput, StreamTranslator};
 use crate::upstream::{request_error, Upstream};
 
 /// Server settings.
@@ -44,14 +45,14 @@ impl Default for Config {
 }
 
 pub struct AppState {
-    pub registry: Arc<ArcSwap<Registry>>,
+    pub engine: Arc<ArcSwap<Engine>>,
     upstream: Upstream,
     config: Config,
 }
 
 impl AppState {
-    pub fn new(registry: Arc<ArcSwap<Registry>>, config: Config) -> Arc<AppState> {
-        Arc::new(AppState { registry, upstream: Upstream::new(config.upstream_timeout), config })
+    pub fn new(engine: Arc<ArcSwap<Engine>>, config: Config) -> Arc<AppState> {
+        Arc::new(AppState { engine, upstream: Upstream::new(config.upstream_timeout), config })
     }
 }
 
@@ -84,7 +85,7 @@ pub async fn serve(
 }
 
 /// An error as the client sees it.
-pub fn error_response(e: &GatewayError) -> Response {
+pub fn error_response(e: &Error) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut resp = (status, axum::Json(e.body())).into_response();
     if e.status == 405 {
@@ -94,12 +95,12 @@ pub fn error_response(e: &GatewayError) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
-    error_response(&GatewayError::not_found(format!("no route for {} {}", req.method(), req.uri().path()), "not_found"))
+    error_response(&Error::not_found(format!("no route for {} {}", req.method(), req.uri().path()), "not_found"))
 }
 
 async fn method_not_allowed(req: Request) -> Response {
     error_response(
-        &GatewayError::new(
+        &Error::new(
             405,
             "invalid_request_error",
             format!("method {} is not allowed on {}", req.method(), req.uri().path()),
@@ -113,34 +114,23 @@ async fn health() -> Response {
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {
-    let reg = state.registry.load();
-    let data: Vec<Value> = reg
+    let engine = state.engine.load();
+    let data: Vec<Value> = engine
         .providers()
         .iter()
         .flat_map(|p| {
-            p.models
-                .iter()
-                .map(move |m| json!({"id": format!("{}/{m}", p.id), "object": "model", "created": 0, "owned_by": p.id}))
+            p.models().iter().map(
+                move |m| json!({"id": format!("{}/{m}", p.id()), "object": "model", "created": 0, "owned_by": p.id()}),
+            )
         })
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
-
-/// A short unique id: process start nanos mixed with a counter.
-fn request_id() -> String {
-    static SEED: std::sync::LazyLock<u64> =
-        std::sync::LazyLock::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
-    let n = REQUESTS.fetch_add(1, Ordering::Relaxed);
-    let x = (*SEED ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    format!("{:016x}", x ^ (x >> 31))
-}
-
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, GatewayError> {
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Error> {
     let limit = state.config.max_body_bytes;
     let too_large = || {
-        GatewayError::new(413, "invalid_request_error", format!("the request body is larger than {limit} bytes"))
+        Error::new(413, "invalid_request_error", format!("the request body is larger than {limit} bytes"))
             .with_code("request_too_large")
     };
     let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
@@ -151,13 +141,13 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
             use std::io::Read;
             let mut out = Vec::new();
             let mut dec = flate2::read::GzDecoder::new(&raw[..]).take(limit as u64 + 1);
-            dec.read_to_end(&mut out).map_err(|_| GatewayError::invalid("the body is not valid gzip"))?;
+            dec.read_to_end(&mut out).map_err(|_| Error::invalid("the body is not valid gzip"))?;
             if out.len() > limit {
                 return Err(too_large());
             }
             Ok(out.into())
         }
-        Some(other) => Err(GatewayError::new(
+        Some(other) => Err(Error::new(
             415,
             "invalid_request_error",
             format!("unsupported Content-Encoding '{other}': send identity or gzip"),
@@ -166,13 +156,11 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     }
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Value, GatewayError> {
+fn parse_object(bytes: &[u8]) -> Result<Value, Error> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(GatewayError::invalid("the request body must be a JSON object")),
-        Err(e) => {
-            Err(GatewayError::invalid(format!("the request body is not valid JSON: {e}")).with_code("invalid_json"))
-        }
+        Ok(_) => Err(Error::invalid("the request body must be a JSON object")),
+        Err(e) => Err(Error::invalid(format!("the request body is not valid JSON: {e}")).with_code("invalid_json")),
     }
 }
 
@@ -180,10 +168,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let v = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
     (!v.is_empty()).then_some(v)
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Headers every answer carries: request id, provider, the gateway's own time, dropped params.
@@ -197,7 +181,7 @@ fn decorate(resp: &mut Response, rid: &str, provider: Option<&str>, dropped: &[S
     }
     if !dropped.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&dropped.join(",")) {
-            h.insert(DROPPED_HEADER.clone(), v);
+            h.insert("x-lightport-dropped-params", v);
         }
     }
     if let Some(d) = overhead {
@@ -215,13 +199,13 @@ async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Respons
 
 /// Everything a call learned before failing, so its error carries the same headers.
 struct Failure {
-    error: GatewayError,
+    error: Error,
     provider: Option<String>,
     dropped: Vec<String>,
 }
 
-impl From<GatewayError> for Failure {
-    fn from(error: GatewayError) -> Self {
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
         Failure { error, provider: None, dropped: Vec::new() }
     }
 }
@@ -234,7 +218,7 @@ async fn handle(state: Arc<AppState>, req: Request, endpoint: Endpoint) -> Respo
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .map(str::to_owned)
-        .unwrap_or_else(request_id);
+        .unwrap_or_else(crate::call::unique_id);
     match call(&state, &parts.headers, body, endpoint, &rid).await {
         Ok(resp) => resp,
         Err(f) => {
@@ -262,146 +246,97 @@ async fn call(
         Endpoint::Chat => validate::chat(obj)?,
         Endpoint::Embeddings => validate::embeddings(obj)?,
     }
-    let stream = endpoint == Endpoint::Chat && obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage =
-        obj.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
-    let registry = state.registry.load();
+    let engine = state.engine.load();
     let provider_header = headers.get("x-lightport-provider").and_then(|v| v.to_str().ok());
-    let (plan, model) = registry.route(validate::model(obj)?, provider_header)?;
-    let fail = |error: GatewayError, dropped: &[String]| Failure {
+    let (provider, model) = engine.route(validate::model(obj)?, provider_header)?;
+    body["model"] = Value::String(model);
+    let provider_id = provider.id().to_string();
+    let failure = |error: Error, dropped: &[String]| Failure {
         error,
-        provider: Some(plan.id.clone()),
+        provider: Some(provider_id.clone()),
         dropped: dropped.to_vec(),
     };
-    body["model"] = Value::String(model.clone());
-    let ctx = CallContext {
-        provider: plan.id.clone(),
-        model,
-        stream,
-        include_usage,
-        id: format!("chatcmpl-{rid}"),
-        created: now_secs(),
-    };
-    let translator = if stream {
-        let t = translate::stream_translator(&plan, endpoint, &ctx);
-        if t.is_none() {
-            return Err(fail(
-                GatewayError::invalid(format!("provider '{}' does not support streaming", plan.id))
-                    .with_param("stream"),
-                &[],
-            ));
-        }
-        t
-    } else {
-        None
-    };
-    let up = translate::build_request(&plan, endpoint, &mut body, &ctx, bearer(headers)).map_err(|e| fail(e, &[]))?;
-    let dropped = up.dropped.clone();
+    let mut call =
+        Call::new(provider, endpoint, &body).map_err(|e| failure(e, &[]))?.with_id(format!("chatcmpl-{rid}"));
+    let translator = call.stream();
+    let up = call.request(body, bearer(headers)).map_err(|e| failure(e, call.dropped()))?;
+    let fail = |e: Error| failure(e, call.dropped());
     let prepared = started.elapsed();
-    let resp = state.upstream.send(&plan.id, up).await.map_err(|e| fail(e, &dropped))?;
+    let resp = state.upstream.send(&provider_id, up).await.map_err(fail)?;
     let status = resp.status();
     if !status.is_success() {
         let upstream_headers = resp.headers().clone();
-        let body = state.upstream.body(&plan.id, resp, 1 << 20).await.unwrap_or_default();
-        let error = translate::translate_error(&plan, endpoint, status.as_u16(), &upstream_headers, &body, &ctx);
-        tracing::debug!(request_id = %rid, provider = %plan.id, upstream_status = status.as_u16(), "upstream error");
-        return Err(fail(error, &dropped));
+        let body = state.upstream.body(&provider_id, resp, 1 << 20).await.unwrap_or_default();
+        tracing::debug!(request_id = %rid, provider = %provider_id, upstream_status = status.as_u16(), "upstream error");
+        return Err(fail(call.error(status.as_u16(), &upstream_headers, &body)));
     }
-    if let Some(mut translator) = translator {
-        let timeout = state.upstream.timeout;
-        let provider = plan.id.clone();
-        let upstream = resp.bytes_stream();
-        let body = async_stream(
-            upstream,
-            move |event| {
-                let mut out = BytesMut::new();
-                match event {
-                    StreamEvent::Data(chunk) => translator.feed(&chunk, &mut out),
-                    StreamEvent::End => translator.finish(&mut out),
-                    StreamEvent::Failed(e) => translator.fail(&mut out, &e.message, &e.kind, e.code.as_deref()),
-                }
-                (out.freeze(), translator.is_finished())
-            },
-            timeout,
-            provider,
-        );
+    if let Some(translator) = translator {
+        let body = stream_body(resp.bytes_stream(), translator, state.upstream.timeout, provider_id.clone());
         let mut resp = Response::new(Body::from_stream(body));
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        decorate(&mut resp, rid, Some(&plan.id), &dropped, Some(prepared));
+        decorate(&mut resp, rid, Some(&provider_id), call.dropped(), Some(prepared));
         return Ok(resp);
     }
-    let reply = state
-        .upstream
-        .body(&plan.id, resp, state.config.max_upstream_body_bytes)
-        .await
-        .map_err(|e| fail(e, &dropped))?;
+    let reply = state.upstream.body(&provider_id, resp, state.config.max_upstream_body_bytes).await.map_err(fail)?;
     let translated_at = Instant::now();
-    let bytes: Bytes = if translate::forwards_response_as_is(&plan, endpoint) {
+    let bytes: Bytes = if call.forwards_response_as_is() {
         // The answer is already canonical: check it is JSON, and pass the bytes on.
         serde_json::from_slice::<serde::de::IgnoredAny>(&reply).map_err(|e| {
-            fail(GatewayError::bad_gateway(format!("provider '{}' answered with invalid JSON: {e}", plan.id)), &dropped)
+            fail(Error::bad_gateway(format!("provider '{provider_id}' answered with invalid JSON: {e}")))
         })?;
         reply
     } else {
-        let out = translate::translate_response(&plan, endpoint, &body, &reply, &ctx).map_err(|e| fail(e, &dropped))?;
+        let out = call.response(&reply).map_err(fail)?;
         serde_json::to_vec(&out).expect("JSON values serialise").into()
     };
     let overhead = prepared + translated_at.elapsed();
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    decorate(&mut resp, rid, Some(&plan.id), &dropped, Some(overhead));
+    decorate(&mut resp, rid, Some(&provider_id), call.dropped(), Some(overhead));
     Ok(resp)
 }
 
-enum StreamEvent {
-    Data(Bytes),
-    End,
-    Failed(GatewayError),
-}
-
-/// Drive an upstream byte stream through `step`, one upstream read at a time, so every
+/// Drive an upstream byte stream through the translator, one upstream read at a time, so every
 /// translated chunk is written as soon as its bytes arrive. A read slower than `timeout` ends
 /// the stream with an error event.
-fn async_stream<S, F>(
+fn stream_body<S>(
     upstream: S,
-    step: F,
+    translator: StreamTranslator,
     timeout: Duration,
     provider: String,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send
 where
     S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
-    F: FnMut(StreamEvent) -> (Bytes, bool) + Send + 'static,
 {
-    struct Pump<S, F> {
+    struct Pump<S> {
         upstream: S,
-        step: F,
+        translator: StreamTranslator,
         done: bool,
         timeout: Duration,
         provider: String,
     }
-    let pump = Pump { upstream, step, done: false, timeout, provider };
+    let pump = Pump { upstream, translator, done: false, timeout, provider };
     futures_util::stream::unfold(pump, |mut p| async move {
         loop {
             if p.done {
                 return None;
             }
-            let event = match tokio::time::timeout(p.timeout, p.upstream.next()).await {
-                Err(_) => StreamEvent::Failed(GatewayError::timeout(format!(
-                    "provider '{}' sent nothing for {} s",
-                    p.provider,
-                    p.timeout.as_secs_f64()
-                ))),
-                Ok(None) => StreamEvent::End,
-                Ok(Some(Ok(bytes))) => StreamEvent::Data(bytes),
-                Ok(Some(Err(e))) => StreamEvent::Failed(request_error(&p.provider, e)),
+            let read = tokio::time::timeout(p.timeout, p.upstream.next()).await;
+            let mut out = BytesMut::new();
+            p.done = match read {
+                Err(_) => {
+                    let secs = p.timeout.as_secs_f64();
+                    let e = Error::timeout(format!("provider '{}' sent nothing for {secs} s", p.provider));
+                    p.translator.step(StreamInput::Failed(e), &mut out)
+                }
+                Ok(None) => p.translator.step(StreamInput::End, &mut out),
+                Ok(Some(Ok(bytes))) => p.translator.step(StreamInput::Data(&bytes), &mut out),
+                Ok(Some(Err(e))) => p.translator.step(StreamInput::Failed(request_error(&p.provider, e)), &mut out),
             };
-            let terminal = !matches!(event, StreamEvent::Data(_));
-            let (out, finished) = (p.step)(event);
-            p.done = terminal || finished;
             if !out.is_empty() {
-                return Some((Ok(out), p));
+                return Some((Ok(out.freeze()), p));
             }
         }
     })

@@ -3,19 +3,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::GatewayError;
+use crate::error::Error;
 
-fn bad(field: &str, msg: &str) -> GatewayError {
-    GatewayError::invalid(format!("{field}: {msg}")).with_param(field.to_string())
+fn bad(field: &str, msg: &str) -> Error {
+    Error::invalid(format!("{field}: {msg}")).with_param(field.to_string())
 }
 
-fn expect(
-    obj: &Map<String, Value>,
-    key: &str,
-    field: &str,
-    ok: fn(&Value) -> bool,
-    what: &str,
-) -> Result<(), GatewayError> {
+fn expect(obj: &Map<String, Value>, key: &str, field: &str, ok: fn(&Value) -> bool, what: &str) -> Result<(), Error> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(v) if ok(v) => Ok(()),
@@ -23,7 +17,7 @@ fn expect(
     }
 }
 
-fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a str, GatewayError> {
+fn required_str<'a>(obj: &'a Map<String, Value>, key: &str, field: &str) -> Result<&'a str, Error> {
     match obj.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(bad(field, "must not be empty")),
@@ -37,11 +31,11 @@ const INTEGERS: &[&str] = &["max_tokens", "max_completion_tokens", "n", "seed", 
 const BOOLS: &[&str] = &["stream", "logprobs", "parallel_tool_calls"];
 
 /// The model name of a request, after checking its type.
-pub fn model(body: &Map<String, Value>) -> Result<&str, GatewayError> {
+pub fn model(body: &Map<String, Value>) -> Result<&str, Error> {
     required_str(body, "model", "model")
 }
 
-pub fn chat(body: &Map<String, Value>) -> Result<(), GatewayError> {
+pub fn chat(body: &Map<String, Value>) -> Result<(), Error> {
     model(body)?;
     for k in NUMBERS {
         expect(body, k, k, Value::is_number, "a number")?;
@@ -90,7 +84,7 @@ pub fn chat(body: &Map<String, Value>) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
+fn message(m: &Value, field: &str) -> Result<(), Error> {
     let Value::Object(m) = m else {
         return Err(bad(field, "expected an object"));
     };
@@ -144,7 +138,7 @@ fn message(m: &Value, field: &str) -> Result<(), GatewayError> {
     Ok(())
 }
 
-pub fn embeddings(body: &Map<String, Value>) -> Result<(), GatewayError> {
+pub fn embeddings(body: &Map<String, Value>) -> Result<(), Error> {
     model(body)?;
     let ok = match body.get("input") {
         Some(Value::String(_)) => true,

@@ -1,76 +1,83 @@
 //! What a mapping file may say: serde + schemars types mirroring the YAML.
-//! These types are the single source of truth for the parser and for `schemas/mapping.schema.json`.
+//! These types are the single source of truth for the parser and for `schemas/mapping.schema.json`
+//! (transforms are the expression engine's own spec type, [`ExprSpec`]).
 
-mod expr;
-pub mod location;
-pub mod ops;
+pub(crate) mod location;
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-pub use expr::ExprSpec;
+use crate::expr::DefSpec;
+pub use crate::expr::ExprSpec;
 
 /// One provider: the file `mappings/<id>.yaml`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "Lightport provider mapping")]
 pub struct MappingFile {
     /// Start from another mapping (by id) and override what this file says. Objects merge
     /// key by key; lists and transforms are replaced whole.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Read by the loader, which merges the files before this type is parsed.)
+    #[serde(default)]
+    #[allow(dead_code)]
     pub extends: Option<String>,
     /// A base for other files to extend (shared transforms): never served, routed or listed.
-    #[serde(default, rename = "abstract", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, rename = "abstract")]
     pub is_abstract: bool,
     /// Human-readable provider name.
     pub name: String,
     /// Default base URL; `<ID>_BASE_URL` in the environment overrides it. Without either, calls
     /// to this provider fail with a clear error (there is never a silent fallback).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub base_url: Option<String>,
     /// How the API key is sent. The key comes from `<ID>_API_KEY`, else the client's bearer token.
     #[serde(default)]
     pub auth: AuthSpec,
     /// Fixed headers sent on every upstream call (values are templates).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Named values for templates (`{{ vars.api_version }}`); `<ID>_<NAME>` in the environment
     /// overrides each one.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Named, reusable transforms: `{ $use: name }` runs one. Inherited through `extends`
+    /// (a child replaces a definition by giving one of the same name).
+    #[serde(default)]
+    pub defs: BTreeMap<String, DefSpec>,
     /// Which models this provider serves.
     #[serde(default)]
     pub models: ModelsSpec,
     /// Error translation shared by all endpoints (an endpoint may override it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub errors: Option<ErrorSpec>,
     /// `POST /v1/chat/completions`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub chat: Option<EndpointSpec>,
     /// `POST /v1/embeddings`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub embeddings: Option<EndpointSpec>,
 }
 
 /// How the key is attached to upstream calls.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(extend("x-merge" = "replace"))]
 pub enum AuthSpec {
     /// `none`: the provider takes no key.
     None(NoAuth),
     /// A header, e.g. `{ header: Authorization, prefix: "Bearer " }` or `{ header: x-api-key }`.
     Header {
         header: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default)]
         prefix: Option<String>,
     },
     /// A query parameter, e.g. `{ query: key }`.
     Query { query: String },
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NoAuth {
     None,
@@ -83,84 +90,98 @@ impl Default for AuthSpec {
 }
 
 /// Routing patterns and the models listed by `/v1/models`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsSpec {
     /// Glob patterns (`*` matches any run of characters) of model names routed here when the
     /// request does not name a provider.
-    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, rename = "match")]
     pub patterns: Vec<String>,
     /// Model ids listed by `GET /v1/models` as `<id>/<model>`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub list: Vec<String>,
 }
 
 /// One endpoint of a provider: how to build the upstream call and read its answer.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
     /// HTTP method (default POST).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub method: Option<String>,
     /// Path template appended to the base URL, e.g. `/v1beta/models/{{ model }}:generateContent`.
     /// Interpolated values are percent-encoded.
     pub path: String,
     /// Path template used when the client asked for a stream (default: `path`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub stream_path: Option<String>,
     /// Query parameters (values are templates).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub query: BTreeMap<String, String>,
     /// Query parameters added only for streams, e.g. `alt: sse`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub stream_query: BTreeMap<String, String>,
     /// Extra headers for this endpoint (values are templates).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// What to do with request parameters the provider does not take. The key `"*"` sets the
     /// policy for every top-level field the request transform does not read (default `drop`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub params: BTreeMap<String, ParamPolicy>,
     /// Canonical request → upstream body.
     pub request: ExprSpec,
     /// Upstream body → canonical response.
     pub response: ExprSpec,
     /// How to translate a streamed answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub stream: Option<StreamSpec>,
     /// Error translation for this endpoint (default: the provider's `errors`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub errors: Option<ErrorSpec>,
     /// Requests the provider cannot serve, refused by the gateway before any upstream call
     /// (checked in order on the canonical request; the first that holds answers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub refuse: Vec<GuardSpec>,
     /// Successful upstream answers that are really failures (checked in order on the upstream
     /// body; the first that holds becomes the client's error).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub fail_on: Vec<GuardSpec>,
 }
 
-/// A condition that turns a call into an OpenAI error.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+/// A condition that turns a call into an OpenAI error (`refuse`, `fail_on`).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardSpec {
     pub when: ExprSpec,
     /// HTTP status (default 400 for `refuse`, 502 for `fail_on`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
+    #[serde(default)]
+    pub status: Option<ExprSpec>,
     pub message: ExprSpec,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "type")]
     pub kind: Option<ExprSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub code: Option<ExprSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub param: Option<ExprSpec>,
 }
 
+impl GuardSpec {
+    /// The error fields of the guard.
+    pub(crate) fn fields(&self) -> ErrorSpecRef<'_> {
+        ErrorSpecRef {
+            status: self.status.as_ref(),
+            message: Some(&self.message),
+            kind: self.kind.as_ref(),
+            code: self.code.as_ref(),
+            param: self.param.as_ref(),
+        }
+    }
+}
+
 /// The policy for one request parameter.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(extend("x-merge" = "replace"))]
 pub enum ParamPolicy {
     /// `drop` (removed, and listed in the `x-lightport-dropped-params` response header),
     /// `reject` (400 naming the parameter), or `keep` (pass it on untouched).
@@ -172,7 +193,7 @@ pub enum ParamPolicy {
     Rename(ParamRename),
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamAction {
     Drop,
@@ -180,48 +201,71 @@ pub enum ParamAction {
     Keep,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamUnless {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub reject_unless: Option<Vec<serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub drop_unless: Option<Vec<serde_json::Value>>,
     /// Drop the parameter when this condition holds (`$` is the request, `$ctx.model` the model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub drop_when: Option<ExprSpec>,
     /// Reject the request when this condition holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub reject_when: Option<ExprSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamRename {
     pub rename: String,
 }
 
-/// How an upstream error becomes an OpenAI error object. Each field is a transform evaluated with
-/// `$` = the upstream body (parsed JSON, else its text) and `$ctx.status` = the upstream status.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+/// The fields of an OpenAI error object, each a transform. In `errors`, `$` is the upstream body
+/// (parsed JSON, else its text), `$ctx.status` the upstream status and `$ctx.headers` its
+/// response headers (lower-case names); in a stream's `error:` step, `$` is the event.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-merge" = "replace"))]
 pub struct ErrorSpec {
     /// The status answered to the client (default: the upstream status, with 5xx other than
     /// 503/504 becoming 502).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub status: Option<ExprSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub message: Option<ExprSpec>,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "type")]
     pub kind: Option<ExprSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub code: Option<ExprSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub param: Option<ExprSpec>,
 }
 
+impl ErrorSpec {
+    pub(crate) fn fields(&self) -> ErrorSpecRef<'_> {
+        ErrorSpecRef {
+            status: self.status.as_ref(),
+            message: self.message.as_ref(),
+            kind: self.kind.as_ref(),
+            code: self.code.as_ref(),
+            param: self.param.as_ref(),
+        }
+    }
+}
+
+/// The error fields of an `errors` table, a guard or a stream `error:` step, seen alike.
+pub(crate) struct ErrorSpecRef<'a> {
+    pub status: Option<&'a ExprSpec>,
+    pub message: Option<&'a ExprSpec>,
+    pub kind: Option<&'a ExprSpec>,
+    pub code: Option<&'a ExprSpec>,
+    pub param: Option<&'a ExprSpec>,
+}
+
 /// How the bytes of a stream are cut into events.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Framing {
     /// Server-Sent Events (`event:` / `data:` lines).
@@ -236,67 +280,55 @@ pub enum Framing {
 }
 
 /// How a streamed answer is translated, event by event.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-merge" = "replace"))]
 pub struct StreamSpec {
     #[serde(default)]
     pub framing: Framing,
     /// Forward each event's data unchanged (an upstream that already speaks the canonical format).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub passthrough: bool,
     /// A data payload that marks the normal end of the stream, e.g. `"[DONE]"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub done: Option<String>,
     /// The name of an event, evaluated on its data (default: the SSE `event:` field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub event: Option<ExprSpec>,
     /// Rules per event name; `"*"` applies to events without a rule of their own. An event
     /// with no rule is ignored.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub on: BTreeMap<String, Vec<StreamAction>>,
 }
 
 /// One step run for an event. Its parts run in this order: `when`, `set`, `add`, `enumerate`,
 /// `emit`, `error`, `end`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamAction {
     /// Run this step only when the condition holds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub when: Option<ExprSpec>,
     /// Store values in the per-stream state (`$state.<name>`). `id` and `model` name every chunk.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub set: BTreeMap<String, ExprSpec>,
     /// Add numbers to state counters (absent counts as 0).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub add: BTreeMap<String, ExprSpec>,
     /// Give the key a dense index in the state map `<name>` (0, 1, 2... in order of first sight).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub enumerate: BTreeMap<String, ExprSpec>,
     /// A choice fragment `{delta, finish_reason, usage}` (or a list of them) to send as chunks.
     /// `usage` is sent as OpenAI's final usage chunk, only when the client asked for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub emit: Option<ExprSpec>,
     /// A whole chunk to send as it is (for upstreams that speak the canonical format).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub forward: Option<ExprSpec>,
-    /// Send an error event `{message, type, code, param}` and end the stream.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ExprSpec>,
+    /// Send an error event and end the stream (fields as in `errors`, `$` is the event).
+    #[serde(default)]
+    pub error: Option<ErrorSpec>,
     /// This event completes the answer: the stream ends normally.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub end: bool,
-}
-
-/// One problem in a mapping file, at a JSON pointer inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub pointer: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem { pointer: pointer.into(), message: message.into() }
-    }
 }

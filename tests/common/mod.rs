@@ -16,8 +16,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use lightport::registry::{builtin_sources, Registry};
 use lightport::server::{router, AppState, Config};
+use lightport::{builtin_sources, Engine};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
@@ -145,7 +145,7 @@ use futures_util::StreamExt;
 
 pub struct Gateway {
     pub addr: SocketAddr,
-    pub registry: Arc<ArcSwap<Registry>>,
+    pub engine: Arc<ArcSwap<Engine>>,
 }
 
 impl Gateway {
@@ -157,18 +157,18 @@ impl Gateway {
 /// A gateway with the built-in mappings, whose environment is `env` (e.g. ANTHROPIC_BASE_URL).
 pub async fn gateway(env: &[(&str, String)], config: Config) -> Gateway {
     let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let (registry, errors) = Registry::build(&builtin_sources(), &|k| env.get(k).cloned(), None);
+    let (engine, errors) = Engine::load(&builtin_sources(), &|k| env.get(k).cloned(), None);
     assert!(errors.is_empty(), "built-in mappings must load: {errors:?}");
-    gateway_with(registry, config).await
+    gateway_with(engine, config).await
 }
 
-pub async fn gateway_with(registry: Registry, config: Config) -> Gateway {
-    let registry = Arc::new(ArcSwap::from_pointee(registry));
-    let app = router(AppState::new(Arc::clone(&registry), config));
+pub async fn gateway_with(engine: Engine, config: Config) -> Gateway {
+    let engine = Arc::new(ArcSwap::from_pointee(engine));
+    let app = router(AppState::new(Arc::clone(&engine), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lightport::server::serve(listener, app, std::future::pending()));
-    Gateway { addr, registry }
+    Gateway { addr, engine }
 }
 
 pub fn quick_config() -> Config {

@@ -1,22 +1,30 @@
-//! The generic JSON transform engine: a compiled expression tree ([`Expr`]) and its evaluator.
-//! Evaluation is pure: a value and a scope in, a value (or absent) out. No parsing happens here.
+//! The expression engine: a transform as written in a file ([`ExprSpec`], parsed into typed
+//! nodes), compiled once into an [`Expr`] tree, and evaluated over JSON values.
+//!
+//! Every built-in operation is one module under [`ops`] (its spec, its compile step, its
+//! evaluator and its tests) and one row of [`registry::OPS`], from which the operation names,
+//! the mapping JSON Schema and the operation table of `docs/mappings.md` are generated.
 
 mod compile;
-pub mod glob;
+pub(crate) mod glob;
 mod ops;
-pub mod path;
+pub(crate) mod path;
+pub(crate) mod registry;
+mod spec;
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde_json::Value;
 
-pub use compile::{compile, Reads};
-pub use ops::Op;
+pub(crate) use compile::{escape, Compiler, Defs, Reads};
 use path::Path;
+pub use spec::ExprSpec;
+pub(crate) use spec::{DefSpec, Node};
 
 /// Where a path starts.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// `$`: the value being transformed (the item, inside `$each`).
     Current,
     /// `$root`: the document the whole transform started from.
@@ -29,39 +37,44 @@ pub enum Source {
     Index,
     /// `$request`: the client's canonical request (in response and error transforms).
     Request,
-    /// A name bound by `$let`.
+    /// A name bound by `$let` or by a definition's parameters.
     Var(String),
+}
+
+/// A compiled operation: evaluated many times, compiled once.
+pub(crate) trait Op: fmt::Debug + Send + Sync {
+    fn eval<'s>(&self, scope: &Scope<'s>) -> Out<'s>;
 }
 
 /// A compiled transform.
 #[derive(Debug)]
-pub enum Expr {
+pub(crate) enum Expr {
     Const(Value),
     Path(Source, Path),
     /// An object template: absent values leave their key out.
     Object(Vec<(String, Expr)>),
     /// A list template: absent items are left out.
     List(Vec<Expr>),
-    Op(Box<Op>),
+    Op(Box<dyn Op>),
 }
 
-/// Names bound by `$let`, innermost first.
-pub struct Frame<'s> {
-    names: &'s [String],
-    values: Vec<Value>,
-    parent: Option<&'s Frame<'s>>,
+/// Names bound by `$let` (or a definition's parameters), innermost first.
+pub(crate) struct Frame<'s> {
+    pub names: &'s [String],
+    pub values: Vec<Value>,
+    pub parent: Option<&'s Frame<'s>>,
 }
 
 /// What an expression can see.
 #[derive(Clone, Copy)]
-pub struct Scope<'s> {
+pub(crate) struct Scope<'s> {
     pub current: &'s Value,
     pub root: &'s Value,
     pub ctx: &'s Value,
     pub state: &'s Value,
     pub request: &'s Value,
     pub index: Option<usize>,
-    frame: Option<&'s Frame<'s>>,
+    pub frame: Option<&'s Frame<'s>>,
 }
 
 static NULL: Value = Value::Null;
@@ -77,7 +90,8 @@ impl<'s> Scope<'s> {
         Scope { request, ..self }
     }
 
-    fn with_current<'c>(&self, current: &'c Value, index: Option<usize>) -> Scope<'c>
+    /// The same scope, looking at another value (an item of a list, a node of a tree).
+    pub fn with_current<'c>(&self, current: &'c Value, index: Option<usize>) -> Scope<'c>
     where
         's: 'c,
     {
@@ -97,12 +111,27 @@ impl<'s> Scope<'s> {
 }
 
 /// The result of an evaluation: borrowed from the input where possible; `None` is absent.
-pub type Out<'s> = Option<Cow<'s, Value>>;
+pub(crate) type Out<'s> = Option<Cow<'s, Value>>;
+
+/// An owned result.
+pub(crate) fn owned<'s>(v: Value) -> Out<'s> {
+    Some(Cow::Owned(v))
+}
+
+/// A boolean result.
+pub(crate) fn boolean<'s>(b: bool) -> Out<'s> {
+    owned(Value::Bool(b))
+}
 
 impl Expr {
     /// The identity transform `$`.
     pub fn is_identity(&self) -> bool {
         matches!(self, Expr::Path(Source::Current, Path::Steps(s)) if s.is_empty())
+    }
+
+    /// Wrap a compiled operation.
+    pub fn op(op: impl Op + 'static) -> Expr {
+        Expr::Op(Box::new(op))
     }
 
     /// Evaluate into an owned value (absent stays absent).
@@ -147,6 +176,11 @@ impl Expr {
     pub fn holds(&self, scope: &Scope<'_>) -> bool {
         truthy(self.eval(scope).as_deref())
     }
+
+    /// Evaluate to text, as error fields and table keys read a value.
+    pub fn text(&self, scope: &Scope<'_>) -> Option<String> {
+        self.eval(scope).as_deref().and_then(key_text).map(Cow::into_owned)
+    }
 }
 
 pub(crate) fn truthy(v: Option<&Value>) -> bool {
@@ -163,7 +197,38 @@ pub(crate) fn key_text(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-/// `key_text` as an owned string.
-pub fn key_text_of(v: &Value) -> Option<String> {
-    key_text(v).map(Cow::into_owned)
+/// Helpers for the operations' unit tests: compile a transform written as JSON and run it.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::Value;
+
+    use super::{Compiler, Defs, Expr, Reads, Scope};
+    use crate::error::Problem;
+
+    pub fn compile(transform: Value) -> Result<Expr, Vec<Problem>> {
+        let spec: super::ExprSpec = serde_json::from_value(transform).expect("any JSON value is a transform");
+        let mut problems = Vec::new();
+        let defs = Defs::default();
+        let mut reads = Reads::default();
+        let expr = Compiler::new(&defs, &mut problems, &mut reads).compile(&spec, "");
+        if problems.is_empty() {
+            Ok(expr)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Run `transform` on `input`; `None` is absent.
+    pub fn run(transform: Value, input: Value) -> Option<Value> {
+        let expr = compile(transform).unwrap_or_else(|p| panic!("does not compile: {p:?}"));
+        expr.eval_owned(&Scope::new(&input, &Value::Null, &Value::Null))
+    }
+
+    /// The messages of the problems `transform` has.
+    pub fn problems(transform: Value) -> Vec<String> {
+        match compile(transform) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.into_iter().map(|p| format!("{}: {}", p.pointer, p.message)).collect(),
+        }
+    }
 }

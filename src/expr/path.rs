@@ -238,6 +238,75 @@ impl Path {
     }
 }
 
+impl Path {
+    /// Whether [`Path::update`] can follow this path (names, indexes, wildcards, simple filters).
+    pub fn updatable(&self) -> bool {
+        !matches!(self, Path::Query(_))
+    }
+
+    /// Replace every part of `value` the path selects with `f(part)`; `None` removes the part
+    /// from its object (an array item is left as it is).
+    pub fn update(&self, value: &mut Value, f: &mut dyn FnMut(&Value) -> Option<Value>) {
+        let steps: Vec<QStep> = match self {
+            Path::Steps(steps) => steps
+                .iter()
+                .map(|s| match s {
+                    Step::Key(k) => QStep::Key(k.clone()),
+                    Step::Index(i) => QStep::Index(*i),
+                })
+                .collect(),
+            Path::Nodes(steps) => steps.clone(),
+            Path::Query(_) => return,
+        };
+        if steps.is_empty() {
+            if let Some(new) = f(value) {
+                *value = new;
+            }
+            return;
+        }
+        update_nodes(value, &steps, f);
+    }
+}
+
+fn update_nodes(v: &mut Value, steps: &[QStep], f: &mut dyn FnMut(&Value) -> Option<Value>) {
+    let Some((step, rest)) = steps.split_first() else { return };
+    let visit = |child: &mut Value, f: &mut dyn FnMut(&Value) -> Option<Value>| -> bool {
+        if rest.is_empty() {
+            match f(child) {
+                Some(new) => *child = new,
+                None => return false,
+            }
+        } else {
+            update_nodes(child, rest, f);
+        }
+        true
+    };
+    match (step, v) {
+        (QStep::Key(k), Value::Object(m)) => {
+            if let Some(child) = m.get_mut(k.as_str()) {
+                if !visit(child, f) {
+                    m.remove(k.as_str());
+                }
+            }
+        }
+        (QStep::Index(i), Value::Array(a)) => {
+            let idx = if *i < 0 { a.len().checked_sub(i.unsigned_abs() as usize) } else { Some(*i as usize) };
+            if let Some(child) = idx.and_then(|i| a.get_mut(i)) {
+                visit(child, f);
+            }
+        }
+        (QStep::Wildcard, Value::Array(a)) => a.iter_mut().for_each(|c| {
+            visit(c, f);
+        }),
+        (QStep::Wildcard, Value::Object(m)) => m.retain(|_, c| visit(c, f)),
+        (QStep::Filter(p), Value::Array(a)) => a.iter_mut().filter(|c| p.holds(c)).for_each(|c| {
+            visit(c, f);
+        }),
+        (QStep::Filter(p), Value::Object(m)) => m.retain(|_, c| !p.holds(c) || visit(c, f)),
+        _ => {}
+    }
+}
+
 /// jsonpath-rust keeps the quotes of bracketed names (`$['a-b']`); member names never have them.
 fn unquote(name: &str) -> String {
     let t = name.trim();

@@ -1,135 +1,175 @@
-//! Stream event rules, compiled, and the per-stream state machine that runs them: each upstream
-//! event selects its rule by name, updates the stream's state, and writes canonical chunks.
+//! The per-stream state machine: each upstream event selects its rule by name, updates the
+//! stream's state, and writes canonical `chat.completion.chunk` frames as it arrives.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use serde_json::{Map, Value};
 
-use super::decode::{Decoder, Event};
-use crate::spec::Framing;
-use crate::transform::{key_text_of, Expr, Scope};
+use super::{decoder, Event, Framing, StreamLimits};
+use crate::error::{Cause, Error};
+use crate::expr::Scope;
+use crate::plan::stream::{Action, StreamPlan};
 
-/// One compiled step of a rule.
-pub struct Action {
-    pub when: Option<Expr>,
-    pub set: Vec<(String, Expr)>,
-    pub add: Vec<(String, Expr)>,
-    pub enumerate: Vec<(String, Expr)>,
-    pub emit: Option<Expr>,
-    pub forward: Option<Expr>,
-    pub error: Option<Expr>,
-    pub end: bool,
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// What the upstream did next.
+#[derive(Debug)]
+pub enum StreamInput<'a> {
+    /// These bytes arrived.
+    Data(&'a [u8]),
+    /// The upstream closed the stream.
+    End,
+    /// Reading failed (a broken connection, a timeout).
+    Failed(Error),
 }
 
-pub struct StreamPlan {
-    pub framing: Framing,
-    pub passthrough: bool,
-    pub done: Option<String>,
-    pub event: Option<Expr>,
-    pub rules: HashMap<String, Vec<Action>>,
-    pub fallback: Option<Vec<Action>>,
-}
-
-impl StreamPlan {
-    /// Whether the stream has a recognisable normal end; without one, end of input is the end.
-    fn knows_its_end(&self) -> bool {
-        self.done.is_some() || self.rules.values().chain(self.fallback.iter()).flatten().any(|a| a.end)
-    }
-}
-
-/// The per-stream state of one translation.
+/// The translation of one streamed answer. Feed it the upstream's bytes as they arrive; it
+/// writes Server-Sent Events for the client.
 pub struct StreamTranslator {
     plan: Arc<StreamPlan>,
-    decoder: Decoder,
+    decoder: Box<dyn Framing>,
     events: Vec<Event>,
     state: Value,
     ctx: Value,
     created: u64,
     include_usage: bool,
+    limits: StreamLimits,
+    /// The answer is complete (an `end` step ran or the `done` payload came): the upstream
+    /// closing now is no truncation. Events may still follow (a usage summary).
     ended: bool,
-    failed: bool,
+    /// The `done` payload came: nothing after it is read.
+    closed: bool,
+    /// `[DONE]` was written.
+    done_written: bool,
+    failure: Option<Error>,
 }
 
-const DONE: &[u8] = b"data: [DONE]\n\n";
-
 impl StreamTranslator {
-    /// `ctx` is the call context (`$ctx`); it must hold `id` and `model`, which seed the state.
-    pub fn new(plan: Arc<StreamPlan>, ctx: Value) -> StreamTranslator {
+    /// `ctx` is the call's `$ctx`; `id` and `model` seed the state that names every chunk.
+    pub(crate) fn new(
+        plan: Arc<StreamPlan>,
+        ctx: Value,
+        id: &str,
+        model: &str,
+        created: u64,
+        include_usage: bool,
+        limits: StreamLimits,
+    ) -> StreamTranslator {
         let mut state = Map::new();
-        state.insert("id".into(), ctx.get("id").cloned().unwrap_or(Value::Null));
-        state.insert("model".into(), ctx.get("model").cloned().unwrap_or(Value::Null));
-        let include_usage = ctx.get("include_usage").and_then(Value::as_bool).unwrap_or(false);
-        let created = ctx.get("created").and_then(Value::as_u64).unwrap_or(0);
+        state.insert("id".into(), Value::String(id.to_string()));
+        state.insert("model".into(), Value::String(model.to_string()));
         StreamTranslator {
-            decoder: Decoder::new(plan.framing),
+            decoder: decoder(plan.framing, limits.max_event_bytes),
             plan,
             events: Vec::new(),
             state: Value::Object(state),
             ctx,
             created,
             include_usage,
+            limits,
             ended: false,
-            failed: false,
+            closed: false,
+            done_written: false,
+            failure: None,
         }
     }
 
-    /// Whether the stream is over (normally or by an error); later input is ignored.
+    /// Whether the stream is over, normally (the upstream's end-of-stream payload came) or by
+    /// an error: later input is ignored, and the caller should call
+    /// [`StreamTranslator::finish`] and stop reading.
     pub fn is_finished(&self) -> bool {
-        self.failed
+        self.closed || self.failure.is_some()
+    }
+
+    /// The error the stream ended with, if it did.
+    pub fn failure(&self) -> Option<&Error> {
+        self.failure.as_ref()
+    }
+
+    /// One step of the stream, as the server and `lightport check` drive it: translate what
+    /// arrived into `out`, and say whether the client stream is over (after `[DONE]` or an
+    /// error event). Once it is, stop reading the upstream.
+    pub fn step(&mut self, input: StreamInput<'_>, out: &mut BytesMut) -> bool {
+        match input {
+            StreamInput::Data(bytes) => {
+                self.feed(bytes, out);
+                if !self.is_finished() {
+                    return false;
+                }
+                self.finish(out);
+            }
+            StreamInput::End => self.finish(out),
+            StreamInput::Failed(e) => self.fail(out, e),
+        }
+        true
     }
 
     /// Translate the events completed by these bytes; canonical SSE frames go to `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) {
+        if self.is_finished() {
+            return;
+        }
         let mut events = std::mem::take(&mut self.events);
-        self.decoder.feed(bytes, &mut events);
+        let decoded = self.decoder.feed(bytes, &mut events);
         for ev in events.drain(..) {
             self.event(ev, out);
         }
         self.events = events;
+        if let Err(e) = decoded {
+            self.fail(out, Error::bad_gateway(e.0).with_code("bad_upstream_stream"));
+        }
     }
 
-    /// The upstream closed. Ends the client stream with `[DONE]`, or with an error event when the
-    /// upstream stopped before its answer was complete.
+    /// The upstream closed (or sent its last event). Ends the client stream with `[DONE]`, or
+    /// with an error event when the upstream stopped before its answer was complete.
     pub fn finish(&mut self, out: &mut BytesMut) {
-        let mut events = std::mem::take(&mut self.events);
-        self.decoder.finish(&mut events);
-        for ev in events.drain(..) {
-            self.event(ev, out);
-        }
-        if self.failed {
+        if self.failure.is_some() || self.done_written {
             return;
         }
+        if !self.closed {
+            let mut events = std::mem::take(&mut self.events);
+            if let Err(e) = self.decoder.finish(&mut events) {
+                self.fail(out, Error::bad_gateway(e.0).with_code("bad_upstream_stream"));
+                return;
+            }
+            for ev in events.drain(..) {
+                self.event(ev, out);
+            }
+            if self.failure.is_some() {
+                return;
+            }
+        }
         if self.ended || !self.plan.knows_its_end() {
+            self.closed = true;
+            self.done_written = true;
             out.extend_from_slice(DONE);
         } else {
             self.fail(
                 out,
-                "the upstream stream ended before the answer was complete",
-                "upstream_error",
-                Some("stream_truncated"),
+                Error::bad_gateway("the upstream stream ended before the answer was complete")
+                    .with_code("stream_truncated"),
             );
         }
     }
 
-    /// End the client stream with an error event (e.g. the upstream went silent for too long).
-    pub fn fail(&mut self, out: &mut BytesMut, message: &str, kind: &str, code: Option<&str>) {
-        if self.failed {
+    /// End the client stream with an error event (the upstream failed or went silent).
+    pub fn fail(&mut self, out: &mut BytesMut, error: Error) {
+        if self.failure.is_some() {
             return;
         }
-        self.failed = true;
-        let err = serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
-        write_frame(out, &err);
+        error.write_sse(out);
+        self.failure = Some(error);
     }
 
     fn event(&mut self, ev: Event, out: &mut BytesMut) {
-        if self.failed || self.ended && self.plan.done.is_some() {
+        if self.is_finished() {
             return;
         }
         if self.plan.done.as_deref() == Some(ev.data.trim()) {
             self.ended = true;
+            self.closed = true;
             return;
         }
         if self.plan.passthrough {
@@ -142,17 +182,13 @@ impl StreamTranslator {
         let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::String(ev.data));
         let plan = Arc::clone(&self.plan);
         let name = match &plan.event {
-            Some(expr) => {
-                let scope = Scope::new(&data, &self.ctx, &self.state);
-                expr.eval(&scope).as_deref().and_then(key_text_of)
-            }
+            Some(expr) => expr.text(&Scope::new(&data, &self.ctx, &self.state)),
             None => ev.name,
         };
         let actions = name.as_deref().and_then(|n| plan.rules.get(n)).or(plan.fallback.as_ref());
-        let Some(actions) = actions else { return };
-        for action in actions {
+        for action in actions.into_iter().flatten() {
             self.run(action, &data, out);
-            if self.failed {
+            if self.failure.is_some() {
                 return;
             }
         }
@@ -181,13 +217,24 @@ impl StreamTranslator {
             }
         }
         for (name, expr) in &a.enumerate {
-            let key = expr.eval(&Scope::new(data, &self.ctx, &self.state)).as_deref().and_then(key_text_of);
-            if let (Some(key), Value::Object(s)) = (key, &mut self.state) {
-                let slot = s.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(m) = slot {
-                    let next = m.len();
-                    m.entry(key).or_insert(Value::from(next));
+            let key = expr.text(&Scope::new(data, &self.ctx, &self.state));
+            let Some(key) = key else { continue };
+            let Value::Object(s) = &mut self.state else { continue };
+            let slot = s.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let Value::Object(m) = slot else { continue };
+            if !m.contains_key(&key) {
+                // The upstream chooses the keys: a table that keeps growing is a broken stream.
+                if m.len() >= self.limits.max_table_entries {
+                    let limit = self.limits.max_table_entries;
+                    self.fail(
+                        out,
+                        Error::bad_gateway(format!("the upstream stream named more than {limit} distinct '{name}'"))
+                            .with_code("bad_upstream_stream"),
+                    );
+                    return;
                 }
+                let next = m.len();
+                m.insert(key, Value::from(next));
             }
         }
         let scope = Scope::new(data, &self.ctx, &self.state);
@@ -203,14 +250,10 @@ impl StreamTranslator {
                 write_frame(out, chunk.as_ref());
             }
         }
-        if let Some(error) = &a.error {
-            let e = error.eval_owned(&scope).unwrap_or(Value::Null);
-            let text = |k: &str| e.get(k).and_then(key_text_of);
-            let message = text("message").unwrap_or_else(|| "the upstream reported an error mid-stream".into());
-            let kind = text("type").unwrap_or_else(|| "upstream_error".into());
-            let err = serde_json::json!({"error": {"message": message, "type": kind, "param": text("param"), "code": text("code")}});
-            self.failed = true;
-            write_frame(out, &err);
+        if let Some(fields) = &a.error {
+            let error =
+                fields.eval(&scope, 502, || "the upstream reported an error mid-stream".into(), Cause::Upstream(502));
+            self.fail(out, error);
             return;
         }
         if a.end {

@@ -1,0 +1,390 @@
+//! A call: one canonical request to one provider, made once per request (or per attempt), with
+//! its `$ctx` built once. Its four steps are the whole translation: [`Call::request`] (canonical
+//! request → upstream request), [`Call::response`] (upstream answer → canonical answer),
+//! [`Call::error`] (upstream error → OpenAI error) and [`Call::stream`] (upstream stream →
+//! canonical chunks). The server, `lightport check` and embedders all run these same steps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderValue, Method};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{Map, Value};
+
+use crate::error::{Cause, Error};
+use crate::expr::Scope;
+use crate::plan::errors::Guard;
+use crate::plan::template::TemplateVars;
+use crate::plan::{env_prefix, Auth, Endpoint, EndpointPlan, Policy, Provider};
+use crate::stream::{StreamLimits, StreamTranslator};
+
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A request ready to send upstream.
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    pub method: Method,
+    pub url: String,
+    /// The path and query after the base URL (for tests and logs; holds no key unless the
+    /// provider's auth is a query parameter).
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// One call of an endpoint of a provider.
+#[derive(Debug)]
+pub struct Call {
+    provider: Arc<Provider>,
+    endpoint: Endpoint,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    /// `$ctx`: model, provider, stream, include_usage, id, created, vars.
+    ctx: Value,
+    /// The canonical request as sent (after parameter policies): `$request` in answers.
+    request: Value,
+    dropped: Vec<String>,
+    limits: StreamLimits,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A short id, unique within the process and unlikely to repeat across processes.
+pub(crate) fn unique_id() -> String {
+    static SEED: std::sync::LazyLock<u64> =
+        std::sync::LazyLock::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let x = (*SEED ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    format!("{:016x}", x ^ (x >> 31))
+}
+
+impl Call {
+    /// A call of `endpoint` on `provider` for the canonical request `body`, whose `model` is
+    /// the provider's model name (without a `provider/` prefix). Fails when the provider does
+    /// not offer the endpoint, or a stream when one is asked for.
+    pub fn new(provider: Arc<Provider>, endpoint: Endpoint, body: &Value) -> Result<Call, Error> {
+        let ep = provider.endpoint(endpoint).ok_or_else(|| {
+            Error::invalid(format!("provider '{}' does not offer {}", provider.id, endpoint.name()))
+                .with_code("unsupported_endpoint")
+        })?;
+        let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+        let stream = endpoint == Endpoint::Chat && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        if stream && ep.stream.is_none() {
+            return Err(
+                Error::invalid(format!("provider '{}' does not support streaming", provider.id)).with_param("stream")
+            );
+        }
+        let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut ctx = Map::with_capacity(8);
+        ctx.insert("provider".into(), Value::String(provider.id.clone()));
+        ctx.insert("model".into(), Value::String(model.clone()));
+        ctx.insert("stream".into(), Value::Bool(stream));
+        ctx.insert("include_usage".into(), Value::Bool(include_usage));
+        ctx.insert("id".into(), Value::String(format!("chatcmpl-{}", unique_id())));
+        ctx.insert("created".into(), Value::from(created));
+        ctx.insert("vars".into(), provider.vars_value.clone());
+        Ok(Call {
+            provider,
+            endpoint,
+            model,
+            stream,
+            include_usage,
+            ctx: Value::Object(ctx),
+            request: Value::Null,
+            dropped: Vec::new(),
+            limits: StreamLimits::default(),
+        })
+    }
+
+    /// The completion id answers carry when the upstream gives none (default `chatcmpl-<random>`).
+    pub fn with_id(mut self, id: impl Into<String>) -> Call {
+        self.ctx["id"] = Value::String(id.into());
+        self
+    }
+
+    /// The `created` time of answers, in Unix seconds (default: now).
+    pub fn with_created(mut self, created: u64) -> Call {
+        self.ctx["created"] = Value::from(created);
+        self
+    }
+
+    /// Bounds on what the stream translation may buffer.
+    pub fn with_stream_limits(mut self, limits: StreamLimits) -> Call {
+        self.limits = limits;
+        self
+    }
+
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
+    /// The provider's model name.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.stream
+    }
+
+    /// The parameters the provider does not take that [`Call::request`] dropped, in name order
+    /// (the server lists them in `x-lightport-dropped-params`).
+    pub fn dropped(&self) -> &[String] {
+        &self.dropped
+    }
+
+    fn plan(&self) -> &EndpointPlan {
+        self.provider.endpoint(self.endpoint).expect("Call::new checked the endpoint")
+    }
+
+    /// Step 1: the canonical request → the upstream request. `client_key` is the client's own
+    /// provider key, used when the gateway holds none for the provider.
+    pub fn request(&mut self, mut body: Value, client_key: Option<&str>) -> Result<UpstreamRequest, Error> {
+        if !body.is_object() {
+            return Err(Error::invalid("the request body must be a JSON object"));
+        }
+        let provider = Arc::clone(&self.provider);
+        let ep = provider.endpoint(self.endpoint).expect("Call::new checked the endpoint");
+        self.dropped = apply_params(ep, &provider.id, &mut body, &self.ctx)?;
+        let scope = Scope::new(&body, &self.ctx, &Value::Null);
+        if let Some(e) = Guard::first(&ep.refuse, &scope, Cause::Client) {
+            return Err(e);
+        }
+        let upstream_body = ep.request.eval_owned(&scope).unwrap_or(Value::Object(Map::new()));
+        self.request = body;
+        let base = provider.base_url.as_deref().ok_or_else(|| {
+            Error::setup(
+                502,
+                "upstream_error",
+                format!("provider '{}' has no base URL: set {}_BASE_URL", provider.id, env_prefix(&provider.id)),
+            )
+            .with_code("no_base_url")
+        })?;
+        let vars = TemplateVars { model: &self.model, stream: self.stream, vars: &provider.vars };
+        let path = match (&ep.stream_path, self.stream) {
+            (Some(p), true) => p,
+            _ => &ep.path,
+        };
+        let mut pq = String::with_capacity(64);
+        path.render(&vars, true, &mut pq);
+        let mut query: Vec<(&str, String)> =
+            ep.query.iter().map(|(k, t)| (k.as_str(), t.render_string(&vars, false))).collect();
+        if self.stream {
+            query.extend(ep.stream_query.iter().map(|(k, t)| (k.as_str(), t.render_string(&vars, false))));
+        }
+        let key = provider.key.as_ref().map(|s| s.0.as_str()).or(client_key).filter(|k| !k.is_empty());
+        let mut headers = HeaderMap::with_capacity(provider.headers.len() + ep.headers.len() + 2);
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match (&provider.auth, key) {
+            (Auth::None, _) => {}
+            (_, None) => return Err(Error::setup(
+                401,
+                "authentication_error",
+                format!(
+                    "no API key for provider '{}': set {}_API_KEY on the gateway or send 'Authorization: Bearer <key>'",
+                    provider.id,
+                    env_prefix(&provider.id)
+                ),
+            )
+            .with_code("missing_api_key")),
+            (Auth::Header { name, prefix }, Some(k)) => {
+                let mut v = HeaderValue::from_str(&format!("{prefix}{k}"))
+                    .map_err(|_| Error::invalid("the API key contains characters a header cannot carry"))?;
+                v.set_sensitive(true);
+                headers.insert(name.clone(), v);
+            }
+            (Auth::Query { name }, Some(k)) => query.push((name.as_str(), k.to_string())),
+        }
+        let mut first = true;
+        for (k, v) in &query {
+            pq.push(if first { '?' } else { '&' });
+            first = false;
+            pq.extend(utf8_percent_encode(k, QUERY));
+            pq.push('=');
+            pq.extend(utf8_percent_encode(v, QUERY));
+        }
+        for h in provider.headers.iter().chain(&ep.headers) {
+            let value = match &h.fixed {
+                Some(v) => v.clone(),
+                None => match HeaderValue::from_str(&h.template.render_string(&vars, false)) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+            };
+            headers.insert(h.name.clone(), value);
+        }
+        Ok(UpstreamRequest {
+            method: ep.method.clone(),
+            url: format!("{base}{pq}"),
+            path_and_query: pq,
+            headers,
+            body: serde_json::to_vec(&upstream_body).expect("JSON values serialise"),
+        })
+    }
+
+    /// Whether a successful answer is forwarded byte for byte: the response transform is the
+    /// identity and no `fail_on` rule needs to read it. The caller should still check it is JSON.
+    pub fn forwards_response_as_is(&self) -> bool {
+        let ep = self.plan();
+        ep.response.is_identity() && ep.fail_on.is_empty()
+    }
+
+    /// Step 2: the upstream's successful (2xx) body → the canonical answer.
+    pub fn response(&self, body: &[u8]) -> Result<Value, Error> {
+        let ep = self.plan();
+        let id = &self.provider.id;
+        let upstream: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::bad_gateway(format!("provider '{id}' answered with invalid JSON: {e}")))?;
+        let scope = Scope::new(&upstream, &self.ctx, &Value::Null).with_request(&self.request);
+        if let Some(e) = Guard::first(&ep.fail_on, &scope, Cause::Upstream(502)) {
+            return Err(e);
+        }
+        ep.response
+            .eval_owned(&scope)
+            .ok_or_else(|| Error::bad_gateway(format!("provider '{id}' answered with a body the mapping cannot read")))
+    }
+
+    /// Step 3: an upstream error (status, response headers, body) → the error the client gets.
+    /// The headers are visible to the error table as `$ctx.headers` (lower-case names).
+    pub fn error(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+        let upstream: Value =
+            serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        let mut ctx = self.ctx.clone();
+        ctx["status"] = Value::from(status);
+        ctx["headers"] = Value::Object(
+            headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), Value::String(v.to_str().ok()?.to_string()))))
+                .collect(),
+        );
+        let scope = Scope::new(&upstream, &ctx, &Value::Null).with_request(&self.request);
+        let default_status = match status {
+            400..=499 | 503 | 504 => status,
+            _ => 502,
+        };
+        let id = &self.provider.id;
+        self.plan().errors.eval(
+            &scope,
+            default_status,
+            || {
+                let text: String = upstream.as_str().map(|s| s.chars().take(200).collect()).unwrap_or_default();
+                let sep = if text.trim().is_empty() { "" } else { ": " };
+                format!("provider '{id}' returned HTTP {status}{sep}{}", text.trim())
+            },
+            Cause::Upstream(status),
+        )
+    }
+
+    /// Step 4: a translator for the streamed answer (`None` when the call is not a stream).
+    pub fn stream(&self) -> Option<StreamTranslator> {
+        if !self.stream {
+            return None;
+        }
+        let plan = self.plan().stream.clone()?;
+        let id = self.ctx["id"].as_str().unwrap_or_default();
+        let created = self.ctx["created"].as_u64().unwrap_or(0);
+        Some(StreamTranslator::new(plan, self.ctx.clone(), id, &self.model, created, self.include_usage, self.limits))
+    }
+}
+
+/// Apply the endpoint's parameter policies to the canonical request (fields in name order).
+fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Value, ctx: &Value) -> Result<Vec<String>, Error> {
+    // First decide, reading only: most requests need no change and allocate nothing here.
+    let mut drop = Vec::new();
+    let mut renames = Vec::new();
+    let Value::Object(map) = &*body else { return Ok(drop) };
+    let scope = Scope::new(body, ctx, &Value::Null);
+    for (key, value) in map {
+        if value.is_null() {
+            continue;
+        }
+        let policy = match ep.params.rules.iter().find(|(n, _)| n == key) {
+            Some((_, p)) => p,
+            None if ep.params.reads.everything || ep.params.reads.keys.contains(key) => continue,
+            None => &ep.params.unread,
+        };
+        let reject = || {
+            Error::invalid(format!("parameter '{key}' is not supported by provider '{provider}'"))
+                .with_param(key.clone())
+                .with_code("unsupported_parameter")
+        };
+        match policy {
+            Policy::Keep => {}
+            Policy::Drop => drop.push(key.clone()),
+            Policy::DropUnless(ok) if !ok.contains(value) => drop.push(key.clone()),
+            Policy::DropWhen(cond) if cond.holds(&scope) => drop.push(key.clone()),
+            Policy::Reject => return Err(reject()),
+            Policy::RejectUnless(ok) if !ok.contains(value) => return Err(reject()),
+            Policy::RejectWhen(cond) if cond.holds(&scope) => return Err(reject()),
+            Policy::Rename(to) => renames.push((key.clone(), to.clone())),
+            _ => {}
+        }
+    }
+    if let Value::Object(map) = body {
+        for key in &drop {
+            map.remove(key);
+        }
+        for (from, to) in renames {
+            if let Some(v) = map.remove(&from) {
+                map.insert(to, v);
+            }
+        }
+    }
+    Ok(drop)
+}
+
+/// What a provider supports, found by running its plan on probe requests (never by reading
+/// its file's text): a tool or an image the request transform carries into the upstream body
+/// is supported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub chat: bool,
+    pub stream: bool,
+    pub tools: bool,
+    pub vision: bool,
+    pub embeddings: bool,
+    /// The request is forwarded whole (perhaps amended): support is whatever the host offers.
+    pub passthrough: bool,
+}
+
+const PROBE_TOOL: &str = "lightport_probe_tool";
+const PROBE_IMAGE: &str = "bGlnaHRwb3J0LXByb2Jl";
+
+pub(crate) fn capabilities(provider: &Arc<Provider>) -> Capabilities {
+    let chat = provider.chat.as_ref();
+    let passthrough = chat.is_some_and(|c| c.params.reads.everything);
+    let carries = |mut probe: Value, marker: &str| -> bool {
+        let (Some(ep), Ok(call)) = (chat, Call::new(Arc::clone(provider), Endpoint::Chat, &probe)) else {
+            return false;
+        };
+        if apply_params(ep, &provider.id, &mut probe, &call.ctx).is_err() {
+            return false;
+        }
+        let upstream = ep.request.eval_owned(&Scope::new(&probe, &call.ctx, &Value::Null));
+        upstream.is_some_and(|v| v.to_string().contains(marker))
+    };
+    let tools = carries(
+        serde_json::json!({"model": "probe", "messages": [{"role": "user", "content": "probe"}],
+            "tools": [{"type": "function", "function": {"name": PROBE_TOOL, "description": "probe",
+            "parameters": {"type": "object", "properties": {}}}}]}),
+        PROBE_TOOL,
+    );
+    let vision = carries(
+        serde_json::json!({"model": "probe", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "probe"},
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PROBE_IMAGE}")}}]}]}),
+        PROBE_IMAGE,
+    );
+    Capabilities {
+        chat: chat.is_some(),
+        stream: chat.is_some_and(|c| c.stream.is_some()),
+        tools,
+        vision,
+        embeddings: provider.embeddings.is_some(),
+        passthrough,
+    }
+}

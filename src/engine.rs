@@ -1,0 +1,217 @@
+//! The engine: the compiled providers (built-in mappings plus a directory's), and the routing
+//! of a model name to a provider. Swapped whole on reload; a file that breaks keeps its last
+//! good plan.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::call::{capabilities, Call};
+use crate::error::{Error, LoadError};
+use crate::plan::load::{load, SourceFile};
+use crate::plan::{Endpoint, EnvLookup, Provider};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_mappings.rs"));
+}
+
+/// The mapping files compiled into the binary.
+pub fn builtin_sources() -> Vec<SourceFile> {
+    builtin::BUILTIN
+        .iter()
+        .map(|(id, text)| SourceFile {
+            id: id.to_string(),
+            path: format!("<built-in>/{id}.yaml"),
+            text: text.to_string(),
+        })
+        .collect()
+}
+
+/// The `.yaml`/`.yml` files of a directory, or one file.
+pub fn read_sources(path: &Path) -> std::io::Result<Vec<SourceFile>> {
+    let mut files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            Ok(SourceFile {
+                id: f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                text: std::fs::read_to_string(&f)?,
+                path: f.display().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Built-in sources, overridden and extended by `own` (by id).
+pub fn with_builtin(own: Vec<SourceFile>) -> Vec<SourceFile> {
+    let mut sources = builtin_sources();
+    for f in own {
+        match sources.iter_mut().find(|s| s.id == f.id) {
+            Some(slot) => *slot = f,
+            None => sources.push(f),
+        }
+    }
+    sources.sort_by(|a, b| a.id.cmp(&b.id));
+    sources
+}
+
+/// The providers a gateway routes to.
+#[derive(Debug, Default)]
+pub struct Engine {
+    providers: Vec<Arc<Provider>>,
+    by_id: HashMap<String, Arc<Provider>>,
+}
+
+impl Engine {
+    /// The built-in mappings, with keys and base URLs from the process environment.
+    ///
+    /// ```
+    /// let engine = lightport::Engine::builtin().expect("the built-in mappings compile");
+    /// assert!(engine.provider("openai").is_some());
+    /// ```
+    pub fn builtin() -> Result<Engine, Vec<LoadError>> {
+        let (engine, errors) = Engine::load(&builtin_sources(), &|k| std::env::var(k).ok(), None);
+        if errors.is_empty() {
+            Ok(engine)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The built-in mappings plus the files of `dir` (which add to or replace them, by id),
+    /// with the process environment.
+    pub fn from_dir(dir: Option<&Path>, previous: Option<&Engine>) -> std::io::Result<(Engine, Vec<LoadError>)> {
+        let own = match dir {
+            Some(d) => read_sources(d)?,
+            None => Vec::new(),
+        };
+        Ok(Engine::load(&with_builtin(own), &|k| std::env::var(k).ok(), previous))
+    }
+
+    /// Compile `sources`, reading keys, base URLs and vars through `env`. A file with problems
+    /// yields no provider, or keeps its plan from `previous` when there is one.
+    ///
+    /// ```
+    /// use lightport::{Engine, SourceFile};
+    /// let file = SourceFile {
+    ///     id: "echo".into(),
+    ///     path: "echo.yaml".into(),
+    ///     text: "name: Echo\nbase_url: http://127.0.0.1:9\nchat: { path: /chat, request: $, response: $ }\n".into(),
+    /// };
+    /// let (engine, problems) = Engine::load(&[file], &|_| None, None);
+    /// assert!(problems.is_empty());
+    /// assert_eq!(engine.provider("echo").unwrap().name(), "Echo");
+    /// ```
+    pub fn load(sources: &[SourceFile], env: EnvLookup<'_>, previous: Option<&Engine>) -> (Engine, Vec<LoadError>) {
+        let (plans, errors) = load(sources, env);
+        let mut providers: Vec<Arc<Provider>> = plans.into_iter().map(Arc::new).collect();
+        if let Some(prev) = previous {
+            for e in &errors {
+                if let Some(old) = prev.by_id.get(&e.id) {
+                    if !providers.iter().any(|p| p.id == e.id) {
+                        providers.push(Arc::clone(old));
+                    }
+                }
+            }
+        }
+        providers.retain(|p| !p.is_abstract);
+        providers.sort_by(|a, b| a.id.cmp(&b.id));
+        let by_id = providers.iter().map(|p| (p.id.clone(), Arc::clone(p))).collect();
+        (Engine { providers, by_id }, errors)
+    }
+
+    /// Every provider, by id.
+    pub fn providers(&self) -> &[Arc<Provider>] {
+        &self.providers
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.by_id.get(id)
+    }
+
+    /// Which provider serves `model`, and the model name to send it: `provider/model` first,
+    /// then the `x-lightport-provider` header, then the first provider whose patterns match.
+    pub fn route(&self, model: &str, provider_header: Option<&str>) -> Result<(Arc<Provider>, String), Error> {
+        if let Some((prefix, rest)) = model.split_once('/') {
+            if let Some(p) = self.by_id.get(prefix) {
+                if rest.is_empty() {
+                    return Err(
+                        Error::invalid(format!("'{model}' names provider '{prefix}' but no model")).with_param("model")
+                    );
+                }
+                return Ok((Arc::clone(p), rest.to_string()));
+            }
+        }
+        if let Some(id) = provider_header {
+            return match self.by_id.get(id) {
+                Some(p) => Ok((Arc::clone(p), model.to_string())),
+                None => Err(Error::not_found(
+                    format!("unknown provider '{id}' in x-lightport-provider"),
+                    "provider_not_found",
+                )),
+            };
+        }
+        self.providers.iter().find(|p| p.matches(model)).map(|p| (Arc::clone(p), model.to_string())).ok_or_else(|| {
+            Error::not_found(
+                format!("the model '{model}' does not exist or matches no provider: name one as '<provider>/<model>' (GET /v1/models lists them)"),
+                "model_not_found",
+            )
+            .with_param("model")
+        })
+    }
+
+    /// Route a canonical request by its `model` and make its call; `body.model` becomes the
+    /// provider's model name.
+    ///
+    /// ```
+    /// use lightport::{Endpoint, Engine};
+    /// let (engine, _) = Engine::load(&lightport::builtin_sources(), &|_| None, None);
+    /// let mut body = serde_json::json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
+    /// let mut call = engine.call(Endpoint::Chat, &mut body, None).unwrap();
+    /// assert_eq!(call.provider().id(), "openai");
+    /// let upstream = call.request(body, Some("sk-test")).unwrap();
+    /// assert_eq!(upstream.url, "https://api.openai.com/v1/chat/completions");
+    /// ```
+    pub fn call(&self, endpoint: Endpoint, body: &mut Value, provider_header: Option<&str>) -> Result<Call, Error> {
+        let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+        let (provider, model) = self.route(model, provider_header)?;
+        body["model"] = Value::String(model);
+        Call::new(provider, endpoint, body)
+    }
+}
+
+/// The Markdown table of providers and their capabilities, as the README shows it.
+pub fn provider_table(providers: &[Arc<Provider>]) -> String {
+    let mark = |b: bool| if b { "yes" } else { "-" };
+    let mut out = String::from(
+        "| id | provider | chat | stream | tools | vision | embeddings |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut providers: Vec<&Arc<Provider>> = providers.iter().filter(|p| !p.is_abstract).collect();
+    providers.sort_by(|a, b| a.id.cmp(&b.id));
+    for p in providers {
+        let c = capabilities(p);
+        let pass = |b: bool| if c.passthrough && b { "pass-through" } else { mark(b) };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            p.id,
+            p.name,
+            mark(c.chat),
+            mark(c.stream),
+            pass(c.tools),
+            pass(c.vision),
+            mark(c.embeddings)
+        ));
+    }
+    out
+}

@@ -1,0 +1,41 @@
+//! The built-in operations, one module each: its spec type (what the file may say), its compile
+//! step, its evaluator and its tests. [`super::registry::OPS`] lists them.
+
+pub(crate) mod all;
+pub(crate) mod any;
+pub(crate) mod concat;
+pub(crate) mod constant;
+pub(crate) mod data_url;
+pub(crate) mod each;
+pub(crate) mod eq;
+pub(crate) mod exists;
+pub(crate) mod expr;
+pub(crate) mod f32_base64;
+pub(crate) mod first;
+pub(crate) mod if_;
+pub(crate) mod in_;
+pub(crate) mod inherit;
+pub(crate) mod is;
+pub(crate) mod join;
+pub(crate) mod len;
+pub(crate) mod let_;
+pub(crate) mod like;
+pub(crate) mod lookup;
+pub(crate) mod match_;
+pub(crate) mod merge;
+pub(crate) mod merge_consecutive;
+pub(crate) mod ne;
+pub(crate) mod nonempty;
+pub(crate) mod not;
+pub(crate) mod object;
+pub(crate) mod omit;
+pub(crate) mod parse_json;
+pub(crate) mod pipe;
+pub(crate) mod rename;
+pub(crate) mod string;
+pub(crate) mod strip_keys;
+pub(crate) mod sum;
+pub(crate) mod to_json;
+pub(crate) mod to_list;
+pub(crate) mod update;
+pub(crate) mod use_;
