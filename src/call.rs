@@ -181,16 +181,18 @@ impl Call {
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match (&provider.auth, key) {
             (Auth::None, _) => {}
-            (_, None) => return Err(Error::setup(
-                401,
-                "authentication_error",
-                format!(
+            (_, None) => {
+                return Err(Error::setup(
+                    401,
+                    "authentication_error",
+                    format!(
                     "no API key for provider '{}': set {}_API_KEY on the gateway or send 'Authorization: Bearer <key>'",
                     provider.id,
                     env_prefix(&provider.id)
                 ),
-            )
-            .with_code("missing_api_key")),
+                )
+                .with_code("missing_api_key"))
+            }
             (Auth::Header { name, prefix }, Some(k)) => {
                 let mut v = HeaderValue::from_str(&format!("{prefix}{k}"))
                     .map_err(|_| Error::invalid("the API key contains characters a header cannot carry"))?;
