@@ -16,7 +16,7 @@ use crate::error::{Cause, Error};
 use crate::expr::Scope;
 use crate::plan::errors::Guard;
 use crate::plan::template::TemplateVars;
-use crate::plan::{env_prefix, Auth, Endpoint, EndpointPlan, Policy, Provider};
+use crate::plan::{env_prefix, Auth, Endpoint, EndpointPlan, Policy, Provider, Secret};
 use crate::stream::{StreamLimits, StreamTranslator};
 
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -33,6 +33,19 @@ pub struct UpstreamRequest {
     pub body: Vec<u8>,
 }
 
+/// What a configured target changes about calls to its provider.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces the provider's base URL.
+    pub base_url: Option<String>,
+    /// Replaces the provider's key.
+    pub(crate) key: Option<Secret>,
+    /// Added to the upstream request's headers.
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Request parameters set when the client did not send them.
+    pub params: Map<String, Value>,
+}
+
 /// One call of an endpoint of a provider.
 #[derive(Debug)]
 pub struct Call {
@@ -47,6 +60,7 @@ pub struct Call {
     request: Value,
     dropped: Vec<String>,
     limits: StreamLimits,
+    overrides: Option<Arc<Overrides>>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -96,6 +110,7 @@ impl Call {
             request: Value::Null,
             dropped: Vec::new(),
             limits: StreamLimits::default(),
+            overrides: None,
         })
     }
 
@@ -114,6 +129,12 @@ impl Call {
     /// Bounds on what the stream translation may buffer.
     pub fn with_stream_limits(mut self, limits: StreamLimits) -> Call {
         self.limits = limits;
+        self
+    }
+
+    /// A configured target's overrides: base URL, key, extra headers, default parameters.
+    pub fn with_overrides(mut self, overrides: Arc<Overrides>) -> Call {
+        self.overrides = Some(overrides);
         self
     }
 
@@ -142,10 +163,19 @@ impl Call {
     }
 
     /// Step 1: the canonical request → the upstream request. `client_key` is the client's own
-    /// provider key, used when the gateway holds none for the provider.
+    /// provider key, used when the gateway holds none for the provider and the provider's
+    /// mapping accepts client keys of that form (`client_keys`).
     pub fn request(&mut self, mut body: Value, client_key: Option<&str>) -> Result<UpstreamRequest, Error> {
-        if !body.is_object() {
+        let Value::Object(fields) = &mut body else {
             return Err(Error::invalid("the request body must be a JSON object"));
+        };
+        let overrides = self.overrides.clone();
+        if let Some(o) = &overrides {
+            for (k, v) in &o.params {
+                if fields.get(k).is_none_or(Value::is_null) {
+                    fields.insert(k.clone(), v.clone());
+                }
+            }
         }
         let provider = Arc::clone(&self.provider);
         let ep = provider.endpoint(self.endpoint).expect("Call::new checked the endpoint");
@@ -156,7 +186,8 @@ impl Call {
         }
         let upstream_body = ep.request.eval_owned(&scope).unwrap_or(Value::Object(Map::new()));
         self.request = body;
-        let base = provider.base_url.as_deref().ok_or_else(|| {
+        let base = overrides.as_ref().and_then(|o| o.base_url.as_deref()).or(provider.base_url.as_deref());
+        let base = base.ok_or_else(|| {
             Error::setup(
                 502,
                 "upstream_error",
@@ -176,22 +207,28 @@ impl Call {
         if self.stream {
             query.extend(ep.stream_query.iter().map(|(k, t)| (k.as_str(), t.render_string(&vars, false))));
         }
-        let key = provider.key.as_ref().map(|s| s.0.as_str()).or(client_key).filter(|k| !k.is_empty());
+        let client_key = client_key.filter(|k| !k.is_empty());
+        let own_key = overrides.as_ref().and_then(|o| o.key.as_ref()).or(provider.key.as_ref());
+        let key = own_key.map(|s| s.0.as_str()).or(client_key.filter(|k| provider.accepts_client_key(k)));
         let mut headers = HeaderMap::with_capacity(provider.headers.len() + ep.headers.len() + 2);
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match (&provider.auth, key) {
             (Auth::None, _) => {}
             (_, None) => {
+                let how = match client_key {
+                    Some(_) => "the client's key is not one this provider's mapping passes on (`client_keys`)",
+                    None => "send the provider's key as 'Authorization: Bearer <key>'",
+                };
                 return Err(Error::setup(
                     401,
                     "authentication_error",
                     format!(
-                    "no API key for provider '{}': set {}_API_KEY on the gateway or send 'Authorization: Bearer <key>'",
-                    provider.id,
-                    env_prefix(&provider.id)
-                ),
+                        "no API key for provider '{}': set {}_API_KEY on the gateway, or {how}",
+                        provider.id,
+                        env_prefix(&provider.id)
+                    ),
                 )
-                .with_code("missing_api_key"))
+                .with_code("missing_api_key"));
             }
             (Auth::Header { name, prefix }, Some(k)) => {
                 let mut v = HeaderValue::from_str(&format!("{prefix}{k}"))
@@ -218,6 +255,9 @@ impl Call {
                 },
             };
             headers.insert(h.name.clone(), value);
+        }
+        for (name, value) in overrides.iter().flat_map(|o| &o.headers) {
+            headers.insert(name.clone(), value.clone());
         }
         Ok(UpstreamRequest {
             method: ep.method.clone(),
@@ -269,7 +309,7 @@ impl Call {
             _ => 502,
         };
         let id = &self.provider.id;
-        self.plan().errors.eval(
+        let mut error = self.plan().errors.eval(
             &scope,
             default_status,
             || {
@@ -278,7 +318,9 @@ impl Call {
                 format!("provider '{id}' returned HTTP {status}{sep}{}", text.trim())
             },
             Cause::Upstream(status),
-        )
+        );
+        error.retry_after = retry_after(headers);
+        error
     }
 
     /// Step 4: a translator for the streamed answer (`None` when the call is not a stream).
@@ -291,6 +333,14 @@ impl Call {
         let created = self.ctx["created"].as_u64().unwrap_or(0);
         Some(StreamTranslator::new(plan, self.ctx.clone(), id, &self.model, created, self.include_usage, self.limits))
     }
+}
+
+/// The wait an upstream asks for: `retry-after-ms`, else `retry-after` in seconds.
+fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    number("retry-after-ms")
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| number("retry-after").map(std::time::Duration::from_secs_f64))
 }
 
 /// Apply the endpoint's parameter policies to the canonical request (fields in name order).

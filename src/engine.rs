@@ -67,7 +67,7 @@ pub fn with_builtin(own: Vec<SourceFile>) -> Vec<SourceFile> {
 }
 
 /// The providers a gateway routes to.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Engine {
     providers: Vec<Arc<Provider>>,
     by_id: HashMap<String, Arc<Provider>>,

@@ -117,12 +117,14 @@ pub struct Error {
     pub code: Option<String>,
     pub param: Option<String>,
     pub cause: Cause,
+    /// How long the client (or a retry) should wait, when known (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Error {
     pub fn new(status: u16, kind: &str, message: impl Into<String>) -> Self {
         let cause = if status < 500 { Cause::Client } else { Cause::Gateway };
-        Error { status, message: message.into(), kind: kind.to_string(), code: None, param: None, cause }
+        Error { status, message: message.into(), kind: kind.to_string(), code: None, param: None, cause, retry_after: None }
     }
 
     pub fn with_code(mut self, code: &str) -> Self {

@@ -70,6 +70,7 @@ mod engine;
 mod error;
 mod expr;
 mod plan;
+pub mod route;
 mod spec;
 mod stream;
 pub mod vectors;

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
-use lightport::reload::watch;
-use lightport::server::{router, AppState, Config};
+use lightport::reload::{watch, Sources};
+use lightport::server::{router as router_app, AppState, Config};
 use lightport::{mapping_schema, provider_table, read_sources, vectors, with_builtin, Engine, SourceFile};
 
 /// mimalloc: the request and stream paths allocate many small JSON nodes, which it serves
@@ -37,6 +37,9 @@ enum Command {
         /// A directory of mapping files that add to or override the built-in ones (hot-reloaded).
         #[arg(long, env = "LIGHTPORT_MAPPINGS")]
         mappings: Option<PathBuf>,
+        /// A gateway config file: targets, routes, gateway keys, limits (hot-reloaded).
+        #[arg(long, env = "LIGHTPORT_CONFIG")]
+        config: Option<PathBuf>,
         /// Address to listen on.
         #[arg(long, env = "LIGHTPORT_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -54,9 +57,15 @@ enum Command {
         /// Another directory of vectors, laid out as `<dir>/<provider id>/<case>/`.
         #[arg(long)]
         vectors: Vec<PathBuf>,
+        /// A gateway config file to check (against the built-in mappings and those named here).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
-    /// Print the JSON Schema of a mapping file.
-    Schema,
+    /// Print the JSON Schema of a mapping file (or, with --config, of a gateway config file).
+    Schema {
+        #[arg(long)]
+        config: bool,
+    },
     /// Print the reference table of transform operations, as Markdown (generated from the engine).
     Operations {
         /// Rewrite the table between `<!-- operations:start -->` and `<!-- operations:end -->` in this file.
@@ -84,11 +93,12 @@ fn main() -> ExitCode {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let cli = Cli::parse();
     match cli.command {
-        Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&mapping_schema()).expect("schema serialises"));
+        Command::Schema { config } => {
+            let schema = if config { lightport::route::schema() } else { mapping_schema() };
+            println!("{}", serde_json::to_string_pretty(&schema).expect("schema serialises"));
             ExitCode::SUCCESS
         }
-        Command::Check { paths, vectors } => check(paths, vectors),
+        Command::Check { paths, vectors, config } => check(paths, vectors, config),
         Command::Operations { write } => {
             let table = lightport::operation_reference();
             match write {
@@ -132,7 +142,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { mappings, listen, upstream_timeout, max_body_bytes } => {
+        Command::Serve { mappings, config: config_file, listen, upstream_timeout, max_body_bytes } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
@@ -146,7 +156,8 @@ fn main() -> ExitCode {
                 upstream_timeout: Duration::from_secs_f64(upstream_timeout.max(0.001)),
                 ..Config::default()
             };
-            match runtime.block_on(serve(mappings, listen, config)) {
+            let sources = Sources { mappings, config: config_file, env_keys: std::env::var("LIGHTPORT_API_KEYS").ok() };
+            match runtime.block_on(serve(sources, listen, config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("lightport: {e:#}");
@@ -157,28 +168,39 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(mappings: Option<PathBuf>, listen: SocketAddr, config: Config) -> anyhow::Result<()> {
-    let (engine, errors) = Engine::from_dir(mappings.as_deref(), None)
-        .with_context(|| format!("reading mappings from {}", mappings.as_deref().unwrap_or(Path::new("")).display()))?;
-    if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("{e}");
+async fn serve(sources: Sources, listen: SocketAddr, config: Config) -> anyhow::Result<()> {
+    let (engine, problems) = sources.engine(None);
+    let router = match (problems.is_empty(), sources.router(&engine)) {
+        (true, Ok(router)) => router,
+        (_, result) => {
+            let more = result.err().unwrap_or_default();
+            for p in problems.iter().chain(&more) {
+                eprintln!("{p}");
+            }
+            anyhow::bail!(
+                "{} problem(s) in the mapping and config files; `lightport check` shows them too",
+                problems.len() + more.len()
+            );
         }
-        anyhow::bail!("{} problem(s) in the mapping files; `lightport check` shows them too", errors.len());
+    };
+    if router.requires_key() {
+        tracing::info!("gateway keys required");
+    } else {
+        tracing::warn!("no gateway keys configured: the gateway is open to anyone who can reach it");
     }
     let engine = Arc::new(ArcSwap::from_pointee(engine));
-    let _watcher = match &mappings {
-        Some(dir) if dir.is_dir() => {
-            Some(watch(dir.clone(), Arc::clone(&engine)).context("watching the mappings directory")?)
-        }
-        _ => None,
+    let router = Arc::new(ArcSwap::from_pointee(router));
+    let _watcher = if sources.mappings.as_ref().is_some_and(|d| d.is_dir()) || sources.config.is_some() {
+        Some(watch(sources.clone(), Arc::clone(&engine), Arc::clone(&router)).context("watching the mappings and config")?)
+    } else {
+        None
     };
     let providers = engine.load().providers().len();
-    let state = AppState::new(engine, config);
+    let state = AppState::with_router(engine, router, config);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!("lightport listening on http://{addr} with {providers} providers");
-    lightport::server::serve(listener, router(state), async {
+    lightport::server::serve(listener, router_app(state), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
@@ -191,8 +213,11 @@ fn vector_roots(dir: &Path) -> Vec<PathBuf> {
     [dir.join("vectors"), dir.join("..").join("tests").join("fixtures")].into_iter().filter(|p| p.is_dir()).collect()
 }
 
-fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
-    let paths = if paths.is_empty() { vec![PathBuf::from("mappings")] } else { paths };
+fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>, config: Option<PathBuf>) -> ExitCode {
+    let paths = match (paths.is_empty(), &config) {
+        (true, None) => vec![PathBuf::from("mappings")],
+        _ => paths,
+    };
     let mut own: Vec<SourceFile> = Vec::new();
     let mut roots: Vec<PathBuf> = extra_vectors;
     for p in &paths {
@@ -231,10 +256,30 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>) -> ExitCode {
     for f in &failures {
         println!("{f}");
     }
-    let problems = errors.len() + failures.len();
+    // A config file is checked against the mappings as `serve` would load them.
+    let mut config_problems = 0;
+    if let Some(path) = &config {
+        let (engine, _) = Engine::load(&sources, &|_| None, None);
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                if let Err(errors) = lightport::route::Router::load(&path.display().to_string(), &text, &engine, &|_| None) {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    config_problems = errors.len();
+                }
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let problems = errors.len() + failures.len() + config_problems;
     eprintln!(
-        "checked {} mapping file(s), ran {ran} vector(s): {}",
+        "checked {} mapping file(s){}, ran {ran} vector(s): {}",
         own.len(),
+        if config.is_some() { " and a config file" } else { "" },
         if problems == 0 { "all passed".to_string() } else { format!("{problems} problem(s)") }
     );
     if problems == 0 {

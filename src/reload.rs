@@ -1,45 +1,142 @@
-//! Hot reload: watch the mappings directory, recompile, swap the engine atomically, and keep the
-//! last good plan of a file that breaks.
+//! Loading and hot reload of what a gateway serves: the mappings directory and the config
+//! file. A change to either is recompiled off the request path and swapped in atomically; a
+//! broken mapping keeps its last good plan, a broken config keeps the last good config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use crate::engine::Engine;
+use crate::error::LoadError;
+use crate::route::Router;
 
-/// Watch `dir` and swap in a recompiled engine after each change. Problems are logged; a broken
-/// file keeps its last good plan. The returned watcher must be kept alive.
-pub fn watch(dir: PathBuf, current: Arc<ArcSwap<Engine>>) -> notify::Result<notify::RecommendedWatcher> {
+/// Where a gateway's mappings and config come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// A directory of mapping files that add to or override the built-in ones.
+    pub mappings: Option<PathBuf>,
+    /// The gateway config file.
+    pub config: Option<PathBuf>,
+    /// Gateway keys from the environment (`LIGHTPORT_API_KEYS`: `name:key` pairs).
+    pub env_keys: Option<String>,
+}
+
+/// A problem that stops a load: a file's, or one that is no file's (a directory that cannot be
+/// read, a bad `LIGHTPORT_API_KEYS`).
+#[derive(Debug)]
+pub enum Problem {
+    File(LoadError),
+    Other(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::File(e) => e.fmt(f),
+            Problem::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl Sources {
+    /// The engine: built-in mappings plus the directory's.
+    pub fn engine(&self, previous: Option<&Engine>) -> (Engine, Vec<Problem>) {
+        match Engine::from_dir(self.mappings.as_deref(), previous) {
+            Ok((engine, errors)) => (engine, errors.into_iter().map(Problem::File).collect()),
+            Err(e) => {
+                let dir = self.mappings.as_deref().unwrap_or(Path::new("")).display().to_string();
+                (previous.cloned().unwrap_or_default(), vec![Problem::Other(format!("cannot read {dir}: {e}"))])
+            }
+        }
+    }
+
+    /// The router for `engine`: the config file (if any) and the environment's keys.
+    pub fn router(&self, engine: &Engine) -> Result<Router, Vec<Problem>> {
+        let mut router = match &self.config {
+            None => Router::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| vec![Problem::Other(format!("cannot read {}: {e}", path.display()))])?;
+                let env = |k: &str| std::env::var(k).ok();
+                Router::load(&path.display().to_string(), &text, engine, &env)
+                    .map_err(|errors| errors.into_iter().map(Problem::File).collect::<Vec<_>>())?
+            }
+        };
+        if let Some(keys) = &self.env_keys {
+            router.add_env_keys(keys).map_err(|e| vec![Problem::Other(e)])?;
+        }
+        Ok(router)
+    }
+
+    /// Reload both, keeping what was good: a file with problems keeps its last good plan, a
+    /// config with problems the last good config.
+    pub fn reload(&self, engine: &ArcSwap<Engine>, router: &ArcSwap<Router>) {
+        let prev = engine.load_full();
+        let (next, problems) = self.engine(Some(&prev));
+        for p in &problems {
+            tracing::error!(target: "lightport::reload", "{p}");
+        }
+        let providers = next.providers().len();
+        match self.router(&next) {
+            Ok(r) => {
+                engine.store(Arc::new(next));
+                router.store(Arc::new(r));
+                tracing::info!(target: "lightport::reload", providers, problems = problems.len(), "mappings and config reloaded");
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(target: "lightport::reload", "{e}");
+                }
+                // The mappings still change; the last good config stays, checked against them
+                // at each request.
+                engine.store(Arc::new(next));
+                tracing::warn!(target: "lightport::reload", problems = errors.len(), "config not reloaded: the last good config stays");
+            }
+        }
+    }
+}
+
+/// Watch the mappings directory and the config file (through its directory, so that an editor's
+/// rename or a Kubernetes ConfigMap's symlink swap is seen), and reload after each change.
+/// The returned watcher must be kept alive.
+pub fn watch(
+    sources: Sources,
+    engine: Arc<ArcSwap<Engine>>,
+    router: Arc<ArcSwap<Router>>,
+) -> notify::Result<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
             if !ev.kind.is_access() {
-                let _ = tx.send(());
+                // A reload is pending already when the channel is full: nothing is lost.
+                let _ = tx.try_send(());
             }
         }
     })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let mut watched = Vec::new();
+    if let Some(dir) = sources.mappings.as_ref().filter(|d| d.is_dir()) {
+        watched.push(dir.clone());
+    }
+    if let Some(dir) = sources.config.as_ref().and_then(|c| c.parent()) {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if !watched.iter().any(|w| w == dir) {
+            watched.push(dir.to_path_buf());
+        }
+    }
+    for dir in &watched {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
             // Editors write in several steps: let a burst of events settle, then reload once.
             tokio::time::sleep(Duration::from_millis(150)).await;
             while rx.try_recv().is_ok() {}
-            let prev = current.load_full();
-            match Engine::from_dir(Some(&dir), Some(&prev)) {
-                Ok((engine, errors)) => {
-                    for e in &errors {
-                        tracing::error!(target: "lightport::reload", "{e}");
-                    }
-                    tracing::info!(target: "lightport::reload", providers = engine.providers().len(), problems = errors.len(), "mappings reloaded");
-                    current.store(Arc::new(engine));
-                }
-                Err(e) => {
-                    tracing::error!(target: "lightport::reload", "cannot read {}: {e}", dir.display())
-                }
-            }
+            let (sources, engine, router) = (sources.clone(), Arc::clone(&engine), Arc::clone(&router));
+            // Reading and compiling is blocking work: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || sources.reload(&engine, &router)).await;
         }
     });
     Ok(watcher)

@@ -87,14 +87,16 @@ fn check_runs_a_users_own_vectors_beside_their_mapping() {
 }
 
 #[test]
-fn committed_schema_is_current() {
-    let (code, stdout, _) = lightport(&["schema"]);
-    assert_eq!(code, 0);
-    let committed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/mapping.schema.json")).unwrap();
-    let a: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let b: serde_json::Value = serde_json::from_str(&committed).unwrap();
-    assert!(a == b, "schemas/mapping.schema.json is stale: run `cargo run -- schema > schemas/mapping.schema.json`");
+fn committed_schemas_are_current() {
+    for (args, file) in [(&["schema"][..], "mapping.schema.json"), (&["schema", "--config"][..], "config.schema.json")] {
+        let (code, stdout, _) = lightport(args);
+        assert_eq!(code, 0);
+        let committed =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(file)).unwrap();
+        let a: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let b: serde_json::Value = serde_json::from_str(&committed).unwrap();
+        assert!(a == b, "schemas/{file} is stale: run `cargo run -- {} > schemas/{file}`", args.join(" "));
+    }
 }
 
 #[test]

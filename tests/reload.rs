@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lightport::reload::watch;
+use lightport::reload::{watch, Sources};
 use lightport::Engine;
 use serde_json::Value;
 
@@ -37,7 +37,8 @@ async fn broken_mapping_keeps_last_good_plan() {
     let (reg, errors) = Engine::from_dir(Some(dir.path()), None).unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let gw = gateway_with(reg, quick_config()).await;
-    let _watcher = watch(dir.path().to_path_buf(), Arc::clone(&gw.engine)).unwrap();
+    let sources = Sources { mappings: Some(dir.path().to_path_buf()), ..Sources::default() };
+    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router)).unwrap();
     assert!(model_ids(&gw).await.contains(&"reloadable/one".to_string()));
 
     // A valid change is picked up.

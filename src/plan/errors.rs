@@ -54,6 +54,7 @@ impl ErrorFields {
             code: text(&self.code),
             param: text(&self.param),
             cause,
+            retry_after: None,
         }
     }
 }

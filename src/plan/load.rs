@@ -99,7 +99,7 @@ fn merge(base: &mut Value, over: Value, schema: &Value) {
     }
 }
 
-fn parse_yaml(src: &SourceFile) -> Result<Value, LoadError> {
+pub(crate) fn parse_yaml(src: &SourceFile) -> Result<Value, LoadError> {
     serde_yaml::from_str::<Value>(&src.text).map_err(|e| LoadError {
         file: src.path.clone(),
         line: e.location().map_or(1, |l| l.line()),
@@ -138,7 +138,7 @@ pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<Provider>, Vec<L
 }
 
 /// Problems at JSON pointers → `file:line` errors, sorted by line.
-fn locate(src: &SourceFile, problems: Vec<Problem>) -> Vec<LoadError> {
+pub(crate) fn locate(src: &SourceFile, problems: Vec<Problem>) -> Vec<LoadError> {
     let index = LineIndex::new(&src.text);
     let mut located: Vec<LoadError> = problems
         .into_iter()
@@ -215,7 +215,7 @@ fn schema_message(e: &jsonschema::ValidationError<'_>) -> String {
 /// Schema errors as problems. A failed `anyOf` is replaced by the errors of its most plausible
 /// branch (the one that got furthest into the value), so that an `Option<Endpoint>` says what
 /// is wrong inside the endpoint rather than "matches none of the alternatives".
-fn schema_problems(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Problem>) {
+pub(crate) fn schema_problems(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Problem>) {
     let at = e.instance_path().as_str().to_string();
     if let jsonschema::error::ValidationErrorKind::AnyOf { context } = e.kind() {
         let deeper = |branch: &Vec<jsonschema::ValidationError<'static>>| {

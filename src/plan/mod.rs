@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::error::{Problem, ProblemKind};
 use crate::expr::glob::Glob;
 use crate::expr::{escape, Compiler, DefSpec, Defs, Expr, Reads};
-use crate::spec::{AuthSpec, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
+use crate::spec::{AuthSpec, ClientKeyPass, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
 use errors::{ErrorFields, Guard};
 use stream::StreamPlan;
 use template::{Template, TemplateVars};
@@ -48,6 +48,10 @@ pub struct Provider {
     /// From `<ID>_API_KEY`.
     pub(crate) key: Option<Secret>,
     pub(crate) headers: Vec<HeaderPlan>,
+    /// How the client's own keys for this provider begin.
+    pub(crate) key_prefixes: Vec<String>,
+    /// Which client keys go upstream when the gateway holds no key.
+    pub(crate) client_key_pass: ClientKeyPass,
     pub(crate) vars: Vec<(String, String)>,
     /// `vars` as the JSON object transforms see in `$ctx.vars`, built once.
     pub(crate) vars_value: Value,
@@ -90,6 +94,21 @@ impl Provider {
     /// Whether a model name matches one of the provider's routing patterns.
     pub fn matches(&self, model: &str) -> bool {
         self.patterns.iter().any(|g| g.matches(model))
+    }
+
+    /// Whether `key` looks like one of this provider's keys (the length of the longest matching
+    /// prefix, for choosing between providers whose prefixes overlap).
+    pub fn key_prefix_match(&self, key: &str) -> Option<usize> {
+        self.key_prefixes.iter().filter(|p| key.starts_with(p.as_str())).map(String::len).max()
+    }
+
+    /// Whether a client's key may be sent to this provider (when the gateway holds none).
+    pub(crate) fn accepts_client_key(&self, key: &str) -> bool {
+        match self.client_key_pass {
+            ClientKeyPass::Any => true,
+            ClientKeyPass::Never => false,
+            ClientKeyPass::Prefixed => self.key_prefix_match(key).is_some(),
+        }
     }
 
     pub(crate) fn endpoint(&self, endpoint: Endpoint) -> Option<&EndpointPlan> {
@@ -254,6 +273,12 @@ pub(crate) fn compile_provider(
         auth,
         key: env(&format!("{prefix}_API_KEY")).filter(|k| !k.is_empty()).map(Secret),
         headers,
+        client_key_pass: file.client_keys.pass.unwrap_or(if file.client_keys.prefixes.is_empty() {
+            ClientKeyPass::Never
+        } else {
+            ClientKeyPass::Prefixed
+        }),
+        key_prefixes: file.client_keys.prefixes,
         vars,
         patterns: file.models.patterns.iter().map(|s| Glob::new(s)).collect(),
         models: file.models.list,

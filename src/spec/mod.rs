@@ -35,6 +35,10 @@ pub struct MappingFile {
     /// How the API key is sent. The key comes from `<ID>_API_KEY`, else the client's bearer token.
     #[serde(default)]
     pub auth: AuthSpec,
+    /// The client's own keys for this provider: how to recognise them, and whether they are
+    /// passed upstream when the gateway holds no key.
+    #[serde(default)]
+    pub client_keys: ClientKeysSpec,
     /// Fixed headers sent on every upstream call (values are templates).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -87,6 +91,30 @@ impl Default for AuthSpec {
     fn default() -> Self {
         AuthSpec::Header { header: "authorization".into(), prefix: Some("Bearer ".into()) }
     }
+}
+
+/// The client's own provider keys.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKeysSpec {
+    /// How this provider's keys begin (`sk-ant-`, `AIza`): a client that sends such a key with
+    /// a bare model name reaches this provider, and such a key goes to no other provider.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Which client keys are sent upstream when the gateway holds no key for the provider:
+    /// `prefixed` (only keys with one of the prefixes; the default when prefixes are declared),
+    /// `any`, or `never` (the default otherwise). A gateway key is never sent upstream.
+    #[serde(default)]
+    pub pass: Option<ClientKeyPass>,
+}
+
+/// Which client keys may go upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKeyPass {
+    Prefixed,
+    Any,
+    Never,
 }
 
 /// Routing patterns and the models listed by `/v1/models`.

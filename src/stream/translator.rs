@@ -43,6 +43,9 @@ pub struct StreamTranslator {
     closed: bool,
     /// `[DONE]` was written.
     done_written: bool,
+    /// A chunk with content (text, a tool call, reasoning, a finish reason) was written: from
+    /// here on the client has the answer's first byte, and the call can no longer be retried.
+    content_started: bool,
     failure: Option<Error>,
 }
 
@@ -72,6 +75,7 @@ impl StreamTranslator {
             ended: false,
             closed: false,
             done_written: false,
+            content_started: false,
             failure: None,
         }
     }
@@ -81,6 +85,11 @@ impl StreamTranslator {
     /// [`StreamTranslator::finish`] and stop reading.
     pub fn is_finished(&self) -> bool {
         self.closed || self.failure.is_some()
+    }
+
+    /// Whether a chunk with content has been written (everything before it is the role chunk).
+    pub fn content_started(&self) -> bool {
+        self.content_started
     }
 
     /// The error the stream ended with, if it did.
@@ -177,6 +186,7 @@ impl StreamTranslator {
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(ev.data.as_bytes());
             out.extend_from_slice(b"\n\n");
+            self.content_started = true;
             return;
         }
         let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::String(ev.data));
@@ -238,21 +248,25 @@ impl StreamTranslator {
             }
         }
         let scope = Scope::new(data, &self.ctx, &self.state);
+        let mut content = false;
         if let Some(emit) = &a.emit {
             match emit.eval(&scope).as_deref() {
-                Some(Value::Array(fragments)) => fragments.iter().for_each(|f| self.emit(f, out)),
-                Some(fragment) => self.emit(fragment, out),
+                Some(Value::Array(fragments)) => fragments.iter().for_each(|f| content |= self.emit(f, out)),
+                Some(fragment) => content |= self.emit(fragment, out),
                 None => {}
             }
         }
         if let Some(forward) = &a.forward {
             if let Some(chunk) = forward.eval(&scope) {
                 write_frame(out, chunk.as_ref());
+                content = true;
             }
         }
-        if let Some(fields) = &a.error {
-            let error =
-                fields.eval(&scope, 502, || "the upstream reported an error mid-stream".into(), Cause::Upstream(502));
+        let error = a.error.as_ref().map(|fields| {
+            fields.eval(&scope, 502, || "the upstream reported an error mid-stream".into(), Cause::Upstream(502))
+        });
+        self.content_started |= content;
+        if let Some(error) = error {
             self.fail(out, error);
             return;
         }
@@ -261,12 +275,18 @@ impl StreamTranslator {
         }
     }
 
-    /// Write one choice fragment `{delta, finish_reason, logprobs, usage, index}` as OpenAI chunks.
-    fn emit(&self, fragment: &Value, out: &mut BytesMut) {
+    /// Write one choice fragment `{delta, finish_reason, logprobs, usage, index}` as OpenAI chunks;
+    /// true when it carried content (more than the role).
+    fn emit(&self, fragment: &Value, out: &mut BytesMut) -> bool {
+        let mut content = false;
         let delta = fragment.get("delta").filter(|d| !d.is_null());
         let finish = fragment.get("finish_reason").filter(|d| !d.is_null());
         let logprobs = fragment.get("logprobs").filter(|d| !d.is_null());
         if delta.is_some() || finish.is_some() {
+            let has_content = |d: &Value| {
+                d.as_object().is_some_and(|m| m.iter().any(|(k, v)| k != "role" && !matches!(v, Value::Null) && v != ""))
+            };
+            content = finish.is_some() || delta.is_some_and(has_content);
             let index = fragment.get("index").and_then(Value::as_u64).unwrap_or(0);
             self.envelope(out, |w| {
                 write!(w, "[{{\"index\":{index},\"delta\":")?;
@@ -291,6 +311,7 @@ impl StreamTranslator {
                 Ok(())
             });
         }
+        content
     }
 
     /// `data: {"id":..,"object":"chat.completion.chunk","created":..,"model":..,"choices":<f>}\n\n`

@@ -146,6 +146,7 @@ use futures_util::StreamExt;
 pub struct Gateway {
     pub addr: SocketAddr,
     pub engine: Arc<ArcSwap<Engine>>,
+    pub router: Arc<ArcSwap<lightport::route::Router>>,
 }
 
 impl Gateway {
@@ -163,12 +164,18 @@ pub async fn gateway(env: &[(&str, String)], config: Config) -> Gateway {
 }
 
 pub async fn gateway_with(engine: Engine, config: Config) -> Gateway {
+    gateway_routed(engine, lightport::route::Router::default(), config).await
+}
+
+/// A gateway with a compiled config (routes, targets, keys).
+pub async fn gateway_routed(engine: Engine, routes: lightport::route::Router, config: Config) -> Gateway {
     let engine = Arc::new(ArcSwap::from_pointee(engine));
-    let app = router(AppState::new(Arc::clone(&engine), config));
+    let routes = Arc::new(ArcSwap::from_pointee(routes));
+    let app = router(AppState::with_router(Arc::clone(&engine), Arc::clone(&routes), config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lightport::server::serve(listener, app, std::future::pending()));
-    Gateway { addr, engine }
+    Gateway { addr, engine, router: routes }
 }
 
 pub fn quick_config() -> Config {

@@ -1,0 +1,370 @@
+//! One client request, from its body to its answer: who the client is, where the request goes
+//! (the router's decision), and the attempts (retries, fallbacks), each one a [`Call`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{body, error_response, validate, AppState};
+use crate::call::Call;
+use crate::error::{Cause, Error};
+use crate::plan::Endpoint;
+use crate::route::{Decision, Facts, GatewayKey, Planned};
+use crate::stream::{StreamInput, StreamTranslator};
+use crate::upstream::{request_error, timed_out};
+
+/// What the answer's headers report, filled in as the request goes.
+#[derive(Default)]
+pub(super) struct Report {
+    provider: Option<String>,
+    target: Option<String>,
+    route: Option<String>,
+    /// `target:outcome` per attempt.
+    attempts: Vec<String>,
+    dropped: Vec<String>,
+    overhead: Option<Duration>,
+}
+
+impl Report {
+    fn decorate(&self, resp: &mut Response, rid: &str) {
+        let h = resp.headers_mut();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        };
+        set("x-request-id", rid);
+        if let Some(p) = &self.provider {
+            set("x-lightport-provider", p);
+        }
+        if let Some(t) = &self.target {
+            set("x-lightport-target", t);
+        }
+        if let Some(r) = &self.route {
+            set("x-lightport-route", r);
+        }
+        if !self.attempts.is_empty() {
+            set("x-lightport-attempts", &self.attempts.join(","));
+        }
+        if !self.dropped.is_empty() {
+            set("x-lightport-dropped-params", &self.dropped.join(","));
+        }
+        if let Some(d) = self.overhead {
+            h.insert("x-lightport-overhead-us", HeaderValue::from(d.as_micros() as u64));
+        }
+    }
+}
+
+/// Answer one request of `endpoint`.
+pub(super) async fn handle(state: Arc<AppState>, headers: HeaderMap, body: Body, endpoint: Endpoint) -> Response {
+    let rid = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(crate::call::unique_id);
+    let mut report = Report::default();
+    let mut resp = match proxy(&state, &headers, body, endpoint, &rid, &mut report).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(request_id = %rid, status = e.status, "{}", e.message);
+            error_response(&e)
+        }
+    };
+    report.decorate(&mut resp, &rid);
+    resp
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let v = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
+    (!v.is_empty()).then_some(v)
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The gateway key a request presents (when keys are configured), and the client's own
+/// provider key. With gateway keys, `Authorization: Bearer` (or `x-api-key`) is the gateway key
+/// and never leaves the gateway; the client's provider key, if any, comes in
+/// `x-lightport-provider-key`. Without them, `Authorization: Bearer` is the provider key.
+fn identify<'h, 'r>(
+    router: &'r crate::route::Router,
+    headers: &'h HeaderMap,
+) -> Result<(Option<&'r GatewayKey>, Option<&'h str>), Error> {
+    if !router.requires_key() {
+        return Ok((None, bearer(headers)));
+    }
+    let presented = bearer(headers).or_else(|| header_str(headers, "x-api-key"));
+    let key = presented.and_then(|k| router.authenticate(k)).ok_or_else(|| {
+        Error::new(
+            401,
+            "authentication_error",
+            "a gateway key is required: send 'Authorization: Bearer <key>' (or 'x-api-key')",
+        )
+        .with_code("invalid_api_key")
+    })?;
+    Ok((Some(key), header_str(headers, "x-lightport-provider-key")))
+}
+
+async fn proxy(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Body,
+    endpoint: Endpoint,
+    rid: &str,
+    report: &mut Report,
+) -> Result<Response, Error> {
+    let bytes = body::read(headers, raw, state.config.max_body_bytes).await?;
+    // The gateway's own time starts once the client's body is in: upload time is not ours.
+    let started = Instant::now();
+    let body = body::parse_object(&bytes)?;
+    let obj = body.as_object().expect("parse_object gives an object");
+    match endpoint {
+        Endpoint::Chat => validate::chat(obj)?,
+        Endpoint::Embeddings => validate::embeddings(obj)?,
+    }
+    let model = validate::model(obj)?.to_string();
+    let router = state.router.load();
+    let (key, client_key) = identify(&router, headers)?;
+    let engine = state.engine.load();
+    let decision = router.decide(&engine, &Facts { model: &model, headers, key, client_key, body: &body })?;
+    report.route = decision.route.clone();
+    let ctx = Attempt { state, endpoint, rid, client_key, started };
+    ctx.run(decision, body, report).await
+}
+
+/// What every attempt of one request shares.
+struct Attempt<'a> {
+    state: &'a AppState,
+    endpoint: Endpoint,
+    rid: &'a str,
+    client_key: Option<&'a str>,
+    started: Instant,
+}
+
+/// How an attempt ended, as `x-lightport-attempts` lists it.
+fn outcome(e: &Error) -> String {
+    match e.cause {
+        Cause::Upstream(s) => s.to_string(),
+        Cause::Timeout => "timeout".into(),
+        Cause::Connect => "unreachable".into(),
+        _ => e.status.to_string(),
+    }
+}
+
+impl Attempt<'_> {
+    /// Try the decision's targets in order: each up to its retries, the next one on a failure a
+    /// fallback may help, a typed fallback on its class of error.
+    async fn run(&self, decision: Decision, body: Value, report: &mut Report) -> Result<Response, Error> {
+        let Decision { plan, retries, mut typed, last_resort, .. } = decision;
+        let mut queue: VecDeque<Planned> = plan.into();
+        let mut failures: Vec<(String, Error)> = Vec::new();
+        let mut body = Some(body);
+        let mut used_last_resort = last_resort.is_none();
+        let mut last_resort = last_resort;
+        loop {
+            let Some(planned) = queue.pop_front().or_else(|| {
+                used_last_resort = true;
+                last_resort.take().filter(|_| failures.is_empty())
+            }) else {
+                break;
+            };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let final_try = queue.is_empty() && typed.is_empty() && used_last_resort && attempt >= retries.attempts;
+                let mut request = if final_try { body.take() } else { body.clone() }.expect("kept until the final try");
+                request["model"] = Value::String(planned.model.clone());
+                let result = self.once(&planned, request, report).await;
+                let error = match result {
+                    Ok(resp) => {
+                        report.attempts.push(format!("{}:{}", planned.name, resp.status().as_u16()));
+                        report.target = Some(planned.name.clone());
+                        return Ok(resp);
+                    }
+                    Err(e) => e,
+                };
+                report.attempts.push(format!("{}:{}", planned.name, outcome(&error)));
+                let retry_wait = match error.retry_after {
+                    Some(asked) if asked > retries.retry_after_cap => None,
+                    Some(asked) => Some(asked),
+                    None => Some(retries.backoff(attempt, crate::route::random_unit())),
+                };
+                failures.push((planned.name.clone(), error.clone()));
+                if error.retryable() && attempt < retries.attempts && !final_try {
+                    if let Some(wait) = retry_wait {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+                // A typed fallback for this class of error goes next.
+                if let Some(i) = typed.iter().position(|(class, _)| class.matches(&error)) {
+                    queue.push_front(typed.remove(i).1);
+                } else if !(error.retryable() || error.cause == Cause::Setup) {
+                    // The request itself is at fault: another target would refuse it too.
+                    return Err(error);
+                }
+                break;
+            }
+            if body.is_none() {
+                break;
+            }
+        }
+        Err(all_failed(failures))
+    }
+
+    /// One attempt at one target.
+    async fn once(&self, planned: &Planned, request: Value, report: &mut Report) -> Result<Response, Error> {
+        let state = self.state;
+        let provider = planned.provider.id().to_string();
+        report.provider = Some(provider.clone());
+        let mut call = Call::new(Arc::clone(&planned.provider), self.endpoint, &request)?
+            .with_id(format!("chatcmpl-{}", self.rid))
+            .with_stream_limits(state.config.stream_limits);
+        if let Some(t) = &planned.target {
+            call = call.with_overrides(Arc::clone(&t.overrides));
+        }
+        let translator = call.stream();
+        let up = call.request(request, self.client_key);
+        report.dropped = call.dropped().to_vec();
+        let up = up?;
+        let prepared = self.started.elapsed();
+        let waits = planned.timeouts;
+        let first_byte = waits.first_byte.unwrap_or(state.config.upstream_timeout);
+        let resp = state.upstream.send(&provider, up, waits.connect, first_byte).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            let upstream_headers = resp.headers().clone();
+            let body = state.upstream.body(&provider, resp, 1 << 20, first_byte).await.unwrap_or_default();
+            tracing::debug!(request_id = %self.rid, provider = %provider, upstream_status = status.as_u16(), "upstream error");
+            return Err(call.error(status.as_u16(), &upstream_headers, &body));
+        }
+        if let Some(translator) = translator {
+            let idle = waits.idle.unwrap_or(state.config.upstream_timeout);
+            let deadline = waits.total.map(|t| tokio::time::Instant::now() + t);
+            let body = open_stream(resp.bytes_stream(), translator, &provider, first_byte, idle, deadline).await?;
+            let mut resp = Response::new(Body::from_stream(body));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            report.overhead = Some(prepared);
+            return Ok(resp);
+        }
+        let total = waits.total.unwrap_or(state.config.upstream_timeout);
+        let reply = state.upstream.body(&provider, resp, state.config.max_upstream_body_bytes, total).await?;
+        let translated_at = Instant::now();
+        let bytes: Bytes = if call.forwards_response_as_is() {
+            // The answer is already canonical: check it is JSON, and pass the bytes on.
+            serde_json::from_slice::<serde::de::IgnoredAny>(&reply).map_err(|e| {
+                Error::bad_gateway(format!("provider '{provider}' answered with invalid JSON: {e}"))
+            })?;
+            reply
+        } else {
+            serde_json::to_vec(&call.response(&reply)?).expect("JSON values serialise").into()
+        };
+        report.overhead = Some(prepared + translated_at.elapsed());
+        let mut resp = Response::new(Body::from(bytes));
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(resp)
+    }
+}
+
+/// When every attempt failed: the last error, its message naming each attempt's outcome.
+fn all_failed(failures: Vec<(String, Error)>) -> Error {
+    let summary: Vec<String> = failures.iter().map(|(t, e)| format!("{t}: {} {}", e.status, e.message)).collect();
+    let Some((_, mut last)) = failures.into_iter().next_back() else {
+        return Error::new(503, "overloaded_error", "no target could take the request").with_code("no_target");
+    };
+    if summary.len() > 1 {
+        last.message = format!("every target failed ({})", summary.join("; "));
+    }
+    last
+}
+
+/// A stream's upstream and translator, read one upstream read at a time.
+struct Pump<S> {
+    upstream: S,
+    translator: StreamTranslator,
+    provider: String,
+    idle: Duration,
+    deadline: Option<tokio::time::Instant>,
+    done: bool,
+}
+
+impl<S> Pump<S>
+where
+    S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+{
+    /// Read once (waiting at most `wait`, and never past the stream's deadline) and translate.
+    async fn step(&mut self, wait: Duration, out: &mut BytesMut) {
+        let until = tokio::time::Instant::now() + wait;
+        let until = self.deadline.map_or(until, |d| d.min(until));
+        let read = tokio::time::timeout_at(until, self.upstream.next()).await;
+        self.done = match read {
+            Err(_) => {
+                let e = if self.deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    Error::timeout(format!("the stream from provider '{}' ran past its time limit", self.provider))
+                } else {
+                    let secs = wait.as_secs_f64();
+                    Error::timeout(format!("provider '{}' sent nothing for {secs} s", self.provider))
+                };
+                self.translator.step(StreamInput::Failed(e), out)
+            }
+            Ok(None) => self.translator.step(StreamInput::End, out),
+            Ok(Some(Ok(bytes))) => self.translator.step(StreamInput::Data(&bytes), out),
+            Ok(Some(Err(e))) => self.translator.step(StreamInput::Failed(request_error(&self.provider, e)), out),
+        };
+    }
+}
+
+/// Start a stream: read until its first content (the role chunk alone is held back, never
+/// longer), so that an error before any content fails the attempt and can be retried or fall
+/// back like an HTTP error. Then the client's stream: what was held, and the rest as it comes.
+async fn open_stream<S>(
+    upstream: S,
+    translator: StreamTranslator,
+    provider: &str,
+    first_byte: Duration,
+    idle: Duration,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send, Error>
+where
+    S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+{
+    let mut pump = Pump { upstream, translator, provider: provider.to_string(), idle, deadline, done: false };
+    let mut held = BytesMut::new();
+    let first_by = tokio::time::Instant::now() + first_byte;
+    while !pump.done && !pump.translator.content_started() {
+        let left = first_by.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(timed_out(provider, first_byte));
+        }
+        pump.step(left, &mut held).await;
+        if let Some(e) = pump.translator.failure().filter(|_| !pump.translator.content_started()) {
+            return Err(e.clone());
+        }
+    }
+    let first = (!held.is_empty()).then(|| held.freeze());
+    let rest = futures_util::stream::unfold(pump, |mut p| async move {
+        loop {
+            if p.done {
+                return None;
+            }
+            let mut out = BytesMut::new();
+            p.step(p.idle, &mut out).await;
+            if !out.is_empty() {
+                return Some((Ok(out.freeze()), p));
+            }
+        }
+    });
+    Ok(futures_util::stream::iter(first.map(Ok)).chain(rest))
+}
