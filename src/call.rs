@@ -337,7 +337,9 @@ impl Call {
 
 /// The wait an upstream asks for: `retry-after-ms`, else `retry-after` in seconds.
 fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    let number = |name: &str| {
+        headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+    };
     number("retry-after-ms")
         .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
         .or_else(|| number("retry-after").map(std::time::Duration::from_secs_f64))

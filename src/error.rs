@@ -124,7 +124,15 @@ pub struct Error {
 impl Error {
     pub fn new(status: u16, kind: &str, message: impl Into<String>) -> Self {
         let cause = if status < 500 { Cause::Client } else { Cause::Gateway };
-        Error { status, message: message.into(), kind: kind.to_string(), code: None, param: None, cause, retry_after: None }
+        Error {
+            status,
+            message: message.into(),
+            kind: kind.to_string(),
+            code: None,
+            param: None,
+            cause,
+            retry_after: None,
+        }
     }
 
     pub fn with_code(mut self, code: &str) -> Self {

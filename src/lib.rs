@@ -18,6 +18,7 @@
 //! name: Acme
 //! base_url: https://api.acme.test
 //! auth: { header: x-api-key }
+//! client_keys: { pass: any }   # the client's own key goes upstream
 //! chat:
 //!   path: /generate
 //!   request: { model: $.model, prompt: "$.messages[0].content", stream: $.stream }

@@ -191,7 +191,10 @@ async fn serve(sources: Sources, listen: SocketAddr, config: Config) -> anyhow::
     let engine = Arc::new(ArcSwap::from_pointee(engine));
     let router = Arc::new(ArcSwap::from_pointee(router));
     let _watcher = if sources.mappings.as_ref().is_some_and(|d| d.is_dir()) || sources.config.is_some() {
-        Some(watch(sources.clone(), Arc::clone(&engine), Arc::clone(&router)).context("watching the mappings and config")?)
+        Some(
+            watch(sources.clone(), Arc::clone(&engine), Arc::clone(&router))
+                .context("watching the mappings and config")?,
+        )
     } else {
         None
     };
@@ -262,7 +265,9 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>, config: Option<PathBu
         let (engine, _) = Engine::load(&sources, &|_| None, None);
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                if let Err(errors) = lightport::route::Router::load(&path.display().to_string(), &text, &engine, &|_| None) {
+                if let Err(errors) =
+                    lightport::route::Router::load(&path.display().to_string(), &text, &engine, &|_| None)
+                {
                     for e in &errors {
                         println!("{e}");
                     }

@@ -88,7 +88,8 @@ fn check_runs_a_users_own_vectors_beside_their_mapping() {
 
 #[test]
 fn committed_schemas_are_current() {
-    for (args, file) in [(&["schema"][..], "mapping.schema.json"), (&["schema", "--config"][..], "config.schema.json")] {
+    for (args, file) in [(&["schema"][..], "mapping.schema.json"), (&["schema", "--config"][..], "config.schema.json")]
+    {
         let (code, stdout, _) = lightport(args);
         assert_eq!(code, 0);
         let committed =

@@ -332,16 +332,24 @@ async fn upstream_down_is_502_and_slow_is_504() {
 }
 
 #[tokio::test]
-async fn client_bearer_is_used_when_the_gateway_has_no_key() {
+async fn a_client_key_goes_only_to_a_provider_whose_keys_look_like_it() {
     let c = case("anthropic", "text_simple");
     let upstream = mock(reply_of(&c)).await;
     let gw = gateway(&[("ANTHROPIC_BASE_URL", upstream.url())], quick_config()).await;
     let req = with_prefix(read_json(&c.join("request.json")), "anthropic");
     let r = post(&gw, &req).await;
     assert_eq!(r.status(), 401, "no key anywhere: a clear 401 from the gateway");
-    let r = client().post(gw.url("/v1/chat/completions")).bearer_auth("client-key").json(&req).send().await.unwrap();
+    // A token that is not an Anthropic key (meant for a proxy in front of the gateway, say)
+    // is not passed on: the mapping passes only keys with its declared prefixes.
+    let r = client().post(gw.url("/v1/chat/completions")).bearer_auth("proxy-token").json(&req).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("client_keys"), "{v}");
+    assert!(!v.to_string().contains("proxy-token"));
+    assert!(upstream.requests().is_empty());
+    let r = client().post(gw.url("/v1/chat/completions")).bearer_auth("sk-ant-client").json(&req).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(upstream.requests()[0].headers["x-api-key"], "client-key");
+    assert_eq!(upstream.requests()[0].headers["x-api-key"], "sk-ant-client");
 }
 
 #[tokio::test]

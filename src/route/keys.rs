@@ -50,7 +50,8 @@ impl Keys {
     }
 
     pub fn add_hashed(&mut self, spec: &KeySpec) -> Result<(), String> {
-        let hash = parse_hex(&spec.sha256).ok_or("a SHA-256 is 64 hexadecimal digits (`printf %s \"$KEY\" | sha256sum`)")?;
+        let hash =
+            parse_hex(&spec.sha256).ok_or("a SHA-256 is 64 hexadecimal digits (`printf %s \"$KEY\" | sha256sum`)")?;
         self.0.push(GatewayKey {
             name: spec.name.clone(),
             metadata: Value::Object(spec.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),

@@ -46,12 +46,7 @@ pub struct Retries {
 impl Retries {
     /// One attempt, no retry: the behaviour without a config file.
     pub fn none() -> Retries {
-        Retries {
-            attempts: 1,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
-            retry_after_cap: Duration::ZERO,
-        }
+        Retries { attempts: 1, base_delay: Duration::ZERO, max_delay: Duration::ZERO, retry_after_cap: Duration::ZERO }
     }
 
     fn from_spec(s: &config::RetriesSpec) -> Retries {
@@ -292,7 +287,8 @@ impl Router {
             o
         };
         if let Some(header) = facts.headers.get("x-lightport-fallbacks").filter(|_| self.trust_fallback_header) {
-            let asked: Vec<&str> = header.to_str().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let asked: Vec<&str> =
+                header.to_str().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
             if !asked.is_empty() {
                 order = asked;
             }
@@ -548,7 +544,11 @@ fn compile(file: ConfigFile, engine: &Engine, env: EnvLookup<'_>) -> Result<Rout
         }
         if let Some(u) = &t.base_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                p.push(Problem::new(format!("{at}/base_url"), ProblemKind::InvalidValue, "a base URL starts with http:// or https://"));
+                p.push(Problem::new(
+                    format!("{at}/base_url"),
+                    ProblemKind::InvalidValue,
+                    "a base URL starts with http:// or https://",
+                ));
             }
         }
         let mut headers = Vec::new();
@@ -591,7 +591,11 @@ fn compile(file: ConfigFile, engine: &Engine, env: EnvLookup<'_>) -> Result<Rout
     for (i, r) in file.routes.iter().enumerate() {
         let at = format!("/routes/{i}");
         if names.insert(r.name.clone(), i).is_some() {
-            p.push(Problem::new(format!("{at}/name"), ProblemKind::InvalidValue, format!("a second route named '{}'", r.name)));
+            p.push(Problem::new(
+                format!("{at}/name"),
+                ProblemKind::InvalidValue,
+                format!("a second route named '{}'", r.name),
+            ));
         }
         let known = |t: &str, ptr: String, p: &mut Vec<Problem>| {
             if !targets.contains_key(t) {

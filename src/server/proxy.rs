@@ -264,9 +264,8 @@ impl Attempt<'_> {
         let translated_at = Instant::now();
         let bytes: Bytes = if call.forwards_response_as_is() {
             // The answer is already canonical: check it is JSON, and pass the bytes on.
-            serde_json::from_slice::<serde::de::IgnoredAny>(&reply).map_err(|e| {
-                Error::bad_gateway(format!("provider '{provider}' answered with invalid JSON: {e}"))
-            })?;
+            serde_json::from_slice::<serde::de::IgnoredAny>(&reply)
+                .map_err(|e| Error::bad_gateway(format!("provider '{provider}' answered with invalid JSON: {e}")))?;
             reply
         } else {
             serde_json::to_vec(&call.response(&reply)?).expect("JSON values serialise").into()

@@ -96,6 +96,7 @@ impl Default for AuthSpec {
 /// The client's own provider keys.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-merge" = "replace"))]
 pub struct ClientKeysSpec {
     /// How this provider's keys begin (`sk-ant-`, `AIza`): a client that sends such a key with
     /// a bare model name reaches this provider, and such a key goes to no other provider.

@@ -284,7 +284,8 @@ impl StreamTranslator {
         let logprobs = fragment.get("logprobs").filter(|d| !d.is_null());
         if delta.is_some() || finish.is_some() {
             let has_content = |d: &Value| {
-                d.as_object().is_some_and(|m| m.iter().any(|(k, v)| k != "role" && !matches!(v, Value::Null) && v != ""))
+                d.as_object()
+                    .is_some_and(|m| m.iter().any(|(k, v)| k != "role" && !matches!(v, Value::Null) && v != ""))
             };
             content = finish.is_some() || delta.is_some_and(has_content);
             let index = fragment.get("index").and_then(Value::as_u64).unwrap_or(0);
