@@ -175,11 +175,18 @@ fn resolve_extends(id: &str, parsed: &HashMap<&str, Value>) -> Result<Value, Str
     }
     if let Value::Object(m) = &mut merged {
         m.remove("extends");
-        // Only the file itself says whether it is abstract; its children are not.
-        match parsed.get(id).and_then(|v| v.get("abstract")) {
-            Some(a) => m.insert("abstract".into(), a.clone()),
-            None => m.remove("abstract"),
-        };
+        // What the schema marks `x-inherit: false` (whether a file is abstract, the shape of
+        // its provider's keys) only the file itself says; a child does not inherit it.
+        let own = parsed.get(id);
+        let properties = RUNTIME_SCHEMA.get("properties").and_then(Value::as_object).into_iter().flatten();
+        for (key, schema) in properties {
+            if schema.get("x-inherit").and_then(Value::as_bool) == Some(false) {
+                match own.and_then(|v| v.get(key)) {
+                    Some(v) => m.insert(key.clone(), v.clone()),
+                    None => m.remove(key),
+                };
+            }
+        }
     }
     Ok(merged)
 }

@@ -25,6 +25,7 @@ pub struct MappingFile {
     pub extends: Option<String>,
     /// A base for other files to extend (shared transforms): never served, routed or listed.
     #[serde(default, rename = "abstract")]
+    #[schemars(extend("x-inherit" = false))]
     pub is_abstract: bool,
     /// Human-readable provider name.
     pub name: String,
@@ -38,6 +39,7 @@ pub struct MappingFile {
     /// The client's own keys for this provider: how to recognise them, and whether they are
     /// passed upstream when the gateway holds no key.
     #[serde(default)]
+    #[schemars(extend("x-inherit" = false))]
     pub client_keys: ClientKeysSpec,
     /// Fixed headers sent on every upstream call (values are templates).
     #[serde(default)]

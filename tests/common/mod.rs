@@ -53,6 +53,29 @@ pub enum Reply {
     },
     /// Never answer.
     Hang,
+    /// Send these pieces, one every `every`; notify `dropped` when the response is dropped
+    /// (the gateway closed the connection).
+    Drip {
+        pieces: Vec<Vec<u8>>,
+        every: Duration,
+        dropped: Arc<Notify>,
+    },
+    /// Answer with the next reply of a script (the last one repeats).
+    Script(Arc<Mutex<std::collections::VecDeque<Reply>>>),
+}
+
+/// A script of replies, one per request (the last one repeats).
+pub fn script(replies: Vec<Reply>) -> Reply {
+    Reply::Script(Arc::new(Mutex::new(replies.into())))
+}
+
+/// Notifies when dropped.
+struct OnDrop(Arc<Notify>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 pub struct Mock {
@@ -79,7 +102,12 @@ pub async fn mock_switchable(reply: Arc<Mutex<Reply>>) -> Mock {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = Arc::clone(&seen);
     let app = axum::Router::new().fallback(move |req: Request| {
-        let reply = reply.lock().unwrap().clone();
+        let mut reply = reply.lock().unwrap().clone();
+        if let Reply::Script(queue) = reply.clone() {
+            let mut q = queue.lock().unwrap();
+            let next = if q.len() > 1 { q.pop_front() } else { q.front().cloned() };
+            reply = next.expect("a script has at least one reply");
+        }
         let log = Arc::clone(&log);
         async move {
             let (parts, body) = req.into_parts();
@@ -130,6 +158,22 @@ pub async fn mock_switchable(reply: Arc<Mutex<Reply>>) -> Mock {
                     std::future::pending::<()>().await;
                     unreachable!()
                 }
+                Reply::Drip { pieces, every, dropped } => {
+                    let guard = Arc::new(OnDrop(dropped));
+                    let stream = futures_util::stream::iter(pieces).then(move |p| {
+                        let _keep = Arc::clone(&guard);
+                        async move {
+                            tokio::time::sleep(every).await;
+                            Ok::<Bytes, std::io::Error>(Bytes::from(p))
+                        }
+                    });
+                    Response::builder()
+                        .status(200)
+                        .header("content-type", "text/event-stream")
+                        .body(Body::from_stream(stream))
+                        .unwrap()
+                }
+                Reply::Script(_) => unreachable!("resolved above"),
             }
         }
     });
