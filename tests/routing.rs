@@ -327,11 +327,10 @@ async fn an_unknown_or_broken_config_is_reported_with_its_line() {
 
 #[tokio::test]
 async fn a_stream_is_not_retried_once_content_reached_the_client() {
-    let pieces = vec![
-        b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n".to_vec(),
-    ];
+    let piece =
+        b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n".to_vec();
     // The upstream sends content, then the connection ends without [DONE].
-    let (first, second) = (mock(Reply::Raw(200, "text/event-stream", pieces.concat())).await, mock(ok("second")).await);
+    let (first, second) = (mock(Reply::Raw(200, "text/event-stream", piece)).await, mock(ok("second")).await);
     let config = r#"
 targets:
   first: { provider: openai, base_url: "{first}" }
