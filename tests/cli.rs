@@ -209,3 +209,27 @@ fn the_core_library_pulls_no_server_crates() {
         );
     }
 }
+
+#[test]
+fn check_validates_a_config_file_with_file_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "targets:\n  a: { provider: openai, model: gpt-4o }\nroutes:\n  - name: r\n    targets: [a]\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = lightport(&["check", "--config", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("and a config file"), "{stderr}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "targets:\n  a: { provider: openai }\nroutes:\n  - name: r\n    targets: [a, b]\n    retries: { attempts: many }\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = lightport(&["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    let shown = bad.display().to_string();
+    assert!(stdout.contains(&format!("{shown}:6: ")), "{stdout}");
+}

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use lightport::reload::{watch, Sources};
 use lightport::Engine;
+
 use serde_json::Value;
 
 const GOOD: &str = "name: Reloadable\nbase_url: https://r.test\nmodels: { list: [one] }\nchat:\n  path: /c\n  request: $\n  response: $\n";
@@ -54,4 +55,55 @@ async fn broken_mapping_keeps_last_good_plan() {
     let ids = until(&gw, |ids| ids.iter().any(|i| i == "another/x")).await;
     assert!(ids.contains(&"another/x".to_string()), "{ids:?}");
     assert!(ids.contains(&"reloadable/two".to_string()), "the broken file's last good plan still serves: {ids:?}");
+}
+
+#[tokio::test]
+async fn a_config_change_is_picked_up_and_a_broken_one_keeps_the_last_good_config() {
+    let (one, two) = (mock(Reply::Json(200, answer("one"))).await, mock(Reply::Json(200, answer("two"))).await);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lightport.yaml");
+    let config = |url: &str| {
+        format!(
+            "targets:\n  t: {{ provider: openai, base_url: \"{url}/v1\" }}\nroutes:\n  - name: r\n    targets: [t]\n"
+        )
+    };
+    std::fs::write(&path, config(&one.url())).unwrap();
+    std::env::set_var("OPENAI_API_KEY", "sk-test-reload");
+    let sources = Sources { config: Some(path.clone()), ..Sources::default() };
+    let (engine, problems) = sources.engine(None);
+    assert!(problems.is_empty());
+    let router = sources.router(&engine).unwrap();
+    let gw = gateway_routed(engine, router, quick_config()).await;
+    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router)).unwrap();
+    let who = |gw: &Gateway| {
+        let url = gw.url("/v1/chat/completions");
+        async move {
+            let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+            let v: Value = client().post(url).json(&body).send().await.unwrap().json().await.unwrap();
+            v["choices"][0]["message"]["content"].as_str().unwrap_or("").to_string()
+        }
+    };
+    assert_eq!(who(&gw).await, "one");
+
+    // Written the way editors and ConfigMaps do it: a new file renamed over the old one.
+    let tmp = dir.path().join(".lightport.yaml.tmp");
+    std::fs::write(&tmp, config(&two.url())).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while who(&gw).await != "two" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(who(&gw).await, "two", "the config change was not picked up");
+
+    // A broken config keeps the last good one.
+    std::fs::write(&path, "routes:\n  - name: r\n    targets: [nowhere]\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(who(&gw).await, "two");
+}
+
+fn answer(who: &str) -> Value {
+    serde_json::json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": who}, "finish_reason": "stop"}]
+    })
 }

@@ -414,3 +414,51 @@ async fn a_client_that_disconnects_mid_stream_cancels_the_upstream_request() {
         .await
         .expect("the upstream request was not cancelled after the client went away");
 }
+
+/// The share of second turns whose prompt the answering provider had cached.
+async fn second_turn_cache_hits(gw: &Gateway, model: &str, conversations: usize) -> f64 {
+    let mut hits = 0;
+    for c in 0..conversations {
+        let first = json!({"model": model, "messages": [
+            {"role": "system", "content": format!("You are a fraud analyst ({model}).")},
+            {"role": "user", "content": format!("Case {c}: review these transactions.")}
+        ]});
+        let (s, _, _) = send(gw, &first, &[]).await;
+        assert_eq!(s, 200);
+        let mut second = first.clone();
+        let messages = second["messages"].as_array_mut().unwrap();
+        messages.push(json!({"role": "assistant", "content": "Looks fine."}));
+        messages.push(json!({"role": "user", "content": "And the third one?"}));
+        let (_, _, v) = send(gw, &second, &[]).await;
+        hits += usize::from(v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0) > 0);
+    }
+    hits as f64 / conversations as f64
+}
+
+#[tokio::test]
+async fn a_split_sticky_on_the_conversation_prefix_keeps_hitting_the_prompt_cache() {
+    let caches: Vec<Mock> =
+        futures_util::future::join_all((0..4).map(|_| mock(Reply::PromptCache(Arc::default())))).await;
+    let config = r#"
+targets:
+  a: { provider: openai, base_url: "{a}" }
+  b: { provider: openai, base_url: "{b}" }
+  c: { provider: openai, base_url: "{c}" }
+  d: { provider: openai, base_url: "{d}" }
+routes:
+  - name: sticky
+    model: sticky
+    split: [{ target: a, weight: 1 }, { target: b, weight: 1 }, { target: c, weight: 1 }, { target: d, weight: 1 }]
+    sticky: { conversation: true }
+  - name: random
+    model: random
+    split: [{ target: a, weight: 1 }, { target: b, weight: 1 }, { target: c, weight: 1 }, { target: d, weight: 1 }]
+"#;
+    let named: Vec<(&str, &Mock)> = ["a", "b", "c", "d"].into_iter().zip(caches.iter()).collect();
+    let gw = gateway_for(config, &named, &[]).await;
+    let sticky = second_turn_cache_hits(&gw, "sticky", 40).await;
+    let random = second_turn_cache_hits(&gw, "random", 40).await;
+    eprintln!("second-turn prompt-cache hits: sticky on the conversation {sticky:.2}, random split {random:.2}");
+    assert_eq!(sticky, 1.0, "a conversation left the arm that holds its cache");
+    assert!(random < 0.75, "a random split over 4 arms should miss the cache most of the time: {random}");
+}

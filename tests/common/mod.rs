@@ -62,6 +62,10 @@ pub enum Reply {
     },
     /// Answer with the next reply of a script (the last one repeats).
     Script(Arc<Mutex<std::collections::VecDeque<Reply>>>),
+    /// A provider with a prompt cache: a chat answer whose usage reports the prompt as cached
+    /// when this mock has seen the conversation's first turns (system and first user message)
+    /// before.
+    PromptCache(Arc<Mutex<std::collections::HashSet<String>>>),
 }
 
 /// A script of replies, one per request (the last one repeats).
@@ -174,6 +178,28 @@ pub async fn mock_switchable(reply: Arc<Mutex<Reply>>) -> Mock {
                         .unwrap()
                 }
                 Reply::Script(_) => unreachable!("resolved above"),
+                Reply::PromptCache(seen) => {
+                    let body = log.lock().unwrap().last().map(|s| s.body.clone()).unwrap_or(Value::Null);
+                    let mut prefix = String::new();
+                    for m in body["messages"].as_array().into_iter().flatten() {
+                        prefix.push_str(&m.to_string());
+                        if m["role"] == "user" {
+                            break;
+                        }
+                    }
+                    let hit = !seen.lock().unwrap().insert(prefix);
+                    let v = serde_json::json!({
+                        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 1, "total_tokens": 101,
+                                  "prompt_tokens_details": {"cached_tokens": if hit { 90 } else { 0 }}}
+                    });
+                    Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&v).unwrap()))
+                        .unwrap()
+                }
             }
         }
     });
