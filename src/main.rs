@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use lightport::reload::{watch, Sources};
-use lightport::server::{router as router_app, AppState, Config};
+use lightport::server::{listener, router as router_app, AppState, Config};
 use lightport::{mapping_schema, provider_table, read_sources, vectors, with_builtin, Engine, SourceFile};
 
 /// mimalloc: the request and stream paths allocate many small JSON nodes, which it serves
@@ -30,26 +30,62 @@ struct Cli {
     command: Command,
 }
 
+/// `lightport serve`: what to serve, and every limit, as flags or `LIGHTPORT_*` variables.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A directory of mapping files that add to or override the built-in ones (hot-reloaded).
+    #[arg(long, env = "LIGHTPORT_MAPPINGS")]
+    mappings: Option<PathBuf>,
+    /// A gateway config file: targets, routes, gateway keys, limits (hot-reloaded).
+    #[arg(long, env = "LIGHTPORT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "LIGHTPORT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Seconds to wait for an upstream's headers, its whole non-stream body, or its next stream
+    /// chunk (where a target sets no timeouts of its own).
+    #[arg(long, env = "LIGHTPORT_UPSTREAM_TIMEOUT", default_value_t = 600.0)]
+    upstream_timeout: f64,
+    /// The longest a stream may last, in seconds, however steadily it trickles.
+    #[arg(long, env = "LIGHTPORT_MAX_STREAM_DURATION", default_value_t = 3600.0)]
+    max_stream_duration: f64,
+    /// Largest request body accepted, in bytes (after decompression).
+    #[arg(long, env = "LIGHTPORT_MAX_BODY_BYTES", default_value_t = 16 << 20)]
+    max_body_bytes: usize,
+    /// Largest non-stream upstream answer read, in bytes.
+    #[arg(long, env = "LIGHTPORT_MAX_UPSTREAM_BODY_BYTES", default_value_t = 32 << 20)]
+    max_upstream_body_bytes: usize,
+    /// Largest line, event or frame of an upstream stream, in bytes.
+    #[arg(long, env = "LIGHTPORT_MAX_STREAM_EVENT_BYTES", default_value_t = 8 << 20)]
+    max_stream_event_bytes: usize,
+    /// Requests handled at once; beyond it, 503 with Retry-After.
+    #[arg(long, env = "LIGHTPORT_MAX_IN_FLIGHT", default_value_t = 4096)]
+    max_in_flight: usize,
+    /// Client connections open at once; beyond it, new ones wait in the listen backlog.
+    #[arg(long, env = "LIGHTPORT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's head.
+    #[arg(long, env = "LIGHTPORT_HEADER_TIMEOUT", default_value_t = 30.0)]
+    header_timeout: f64,
+    /// Seconds a client has to send a request's whole body.
+    #[arg(long, env = "LIGHTPORT_BODY_TIMEOUT", default_value_t = 60.0)]
+    body_timeout: f64,
+    /// Seconds an idle keep-alive connection (or one whose writes are stalled) stays open.
+    #[arg(long, env = "LIGHTPORT_IDLE_TIMEOUT", default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Seconds to finish open requests and streams after SIGTERM or SIGINT, then exit 0.
+    #[arg(long, env = "LIGHTPORT_DRAIN_TIMEOUT", default_value_t = 25.0)]
+    drain_timeout: f64,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.001))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve {
-        /// A directory of mapping files that add to or override the built-in ones (hot-reloaded).
-        #[arg(long, env = "LIGHTPORT_MAPPINGS")]
-        mappings: Option<PathBuf>,
-        /// A gateway config file: targets, routes, gateway keys, limits (hot-reloaded).
-        #[arg(long, env = "LIGHTPORT_CONFIG")]
-        config: Option<PathBuf>,
-        /// Address to listen on.
-        #[arg(long, env = "LIGHTPORT_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Seconds to wait for an upstream's headers, its whole non-stream body, or its next stream chunk.
-        #[arg(long, env = "LIGHTPORT_UPSTREAM_TIMEOUT", default_value_t = 600.0)]
-        upstream_timeout: f64,
-        /// Largest request body accepted, in bytes.
-        #[arg(long, env = "LIGHTPORT_MAX_BODY_BYTES", default_value_t = 32 << 20)]
-        max_body_bytes: usize,
-    },
+    Serve(Box<ServeArgs>),
     /// Validate mapping files and run their golden vectors; exit 1 on any problem.
     Check {
         /// Mapping files or directories (default: mappings).
@@ -142,7 +178,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { mappings, config: config_file, listen, upstream_timeout, max_body_bytes } => {
+        Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
@@ -151,13 +187,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .init();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-            let config = Config {
-                max_body_bytes,
-                upstream_timeout: Duration::from_secs_f64(upstream_timeout.max(0.001)),
-                ..Config::default()
-            };
-            let sources = Sources { mappings, config: config_file, env_keys: std::env::var("LIGHTPORT_API_KEYS").ok() };
-            match runtime.block_on(serve(sources, listen, config)) {
+            match runtime.block_on(serve(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("lightport: {e:#}");
@@ -168,7 +198,28 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(sources: Sources, listen: SocketAddr, config: Config) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Installed first, so that a SIGTERM during start-up is a clean stop too.
+    let signal = listener::shutdown_signal();
+    let config = Config {
+        max_body_bytes: args.max_body_bytes,
+        max_upstream_body_bytes: args.max_upstream_body_bytes,
+        upstream_timeout: secs(args.upstream_timeout),
+        max_stream_duration: secs(args.max_stream_duration),
+        max_in_flight: args.max_in_flight.max(1),
+        stream_limits: lightport::StreamLimits { max_event_bytes: args.max_stream_event_bytes, ..Default::default() },
+    };
+    let limits = listener::Limits {
+        max_connections: args.max_connections.max(1),
+        header_read_timeout: secs(args.header_timeout),
+        body_read_timeout: secs(args.body_timeout),
+        idle_timeout: secs(args.idle_timeout),
+        drain_timeout: secs(args.drain_timeout),
+        ..listener::Limits::default()
+    };
+    let sources =
+        Sources { mappings: args.mappings, config: args.config, env_keys: std::env::var("LIGHTPORT_API_KEYS").ok() };
+    let listen = args.listen;
     let (engine, problems) = sources.engine(None);
     let router = match (problems.is_empty(), sources.router(&engine)) {
         (true, Ok(router)) => router,
@@ -203,10 +254,8 @@ async fn serve(sources: Sources, listen: SocketAddr, config: Config) -> anyhow::
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!("lightport listening on http://{addr} with {providers} providers");
-    lightport::server::serve(listener, router_app(state), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    listener::serve(listener, router_app(state), limits, signal).await?;
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -233,3 +233,16 @@ fn check_validates_a_config_file_with_file_line_errors() {
     let shown = bad.display().to_string();
     assert!(stdout.contains(&format!("{shown}:6: ")), "{stdout}");
 }
+
+#[test]
+fn the_example_configs_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (code, stdout, stderr) = lightport(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {stdout}{stderr}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 4);
+}

@@ -462,3 +462,21 @@ routes:
     assert_eq!(sticky, 1.0, "a conversation left the arm that holds its cache");
     assert!(random < 0.75, "a random split over 4 arms should miss the cache most of the time: {random}");
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_while_waiting_cancels_the_upstream_request() {
+    let dropped = Arc::new(Notify::new());
+    let upstream = mock(Reply::HangNotify(Arc::clone(&dropped))).await;
+    let gw = gateway(
+        &[("OPENAI_BASE_URL", format!("{}/v1", upstream.url())), ("OPENAI_API_KEY", "sk-test".into())],
+        quick_config(),
+    )
+    .await;
+    let request = client().post(gw.url("/v1/chat/completions")).json(&chat("gpt-4o")).send();
+    // The client gives up (its connection closes) while the gateway waits for the upstream.
+    let waited = tokio::time::timeout(Duration::from_millis(500), request).await;
+    assert!(waited.is_err(), "the upstream hangs, so the client cannot have an answer");
+    tokio::time::timeout(Duration::from_secs(20), dropped.notified())
+        .await
+        .expect("the upstream request was not cancelled after the client went away");
+}

@@ -3,6 +3,7 @@
 //! upstream's).
 
 mod body;
+pub mod listener;
 mod proxy;
 mod validate;
 
@@ -33,6 +34,10 @@ pub struct Config {
     /// The wait for an upstream's headers, its whole non-stream body, or its next stream chunk,
     /// where a target sets no timeouts of its own.
     pub upstream_timeout: Duration,
+    /// The longest a stream may last, however steadily it trickles.
+    pub max_stream_duration: Duration,
+    /// Requests handled at once; beyond it, 503 with Retry-After.
+    pub max_in_flight: usize,
     /// Bounds on what one stream's translation may buffer.
     pub stream_limits: StreamLimits,
 }
@@ -40,9 +45,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_body_bytes: 32 << 20,
-            max_upstream_body_bytes: 64 << 20,
+            max_body_bytes: 16 << 20,
+            max_upstream_body_bytes: 32 << 20,
             upstream_timeout: Duration::from_secs(600),
+            max_stream_duration: Duration::from_secs(3600),
+            max_in_flight: 4096,
             stream_limits: StreamLimits::default(),
         }
     }
@@ -53,6 +60,8 @@ pub struct AppState {
     pub router: Arc<ArcSwap<crate::route::Router>>,
     upstream: Upstream,
     config: Config,
+    /// Requests in flight, bounded by `config.max_in_flight`.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -66,7 +75,8 @@ impl AppState {
         router: Arc<ArcSwap<crate::route::Router>>,
         config: Config,
     ) -> Arc<AppState> {
-        Arc::new(AppState { engine, router, upstream: Upstream::new(), config })
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight));
+        Arc::new(AppState { engine, router, upstream: Upstream::new(), config, in_flight })
     }
 }
 
@@ -84,18 +94,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serve `app` on `listener` until `shutdown` completes.
+/// Serve `app` on `listener` with the default client limits until `shutdown` completes (then
+/// drain; see [`listener`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Token-sized stream writes must leave at once: without TCP_NODELAY, Nagle's algorithm and
-    // the client's delayed ACK hold a small write for up to ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    listener::serve(listener, app, listener::Limits::default(), shutdown).await
 }
 
 /// An error as the client sees it.
@@ -145,11 +151,9 @@ async fn models(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn chat(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    proxy::handle(state, parts.headers, body, Endpoint::Chat).await
+    proxy::handle(state, req, Endpoint::Chat).await
 }
 
 async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    proxy::handle(state, parts.headers, body, Endpoint::Embeddings).await
+    proxy::handle(state, req, Endpoint::Embeddings).await
 }

@@ -63,7 +63,14 @@ impl Report {
 }
 
 /// Answer one request of `endpoint`.
-pub(super) async fn handle(state: Arc<AppState>, headers: HeaderMap, body: Body, endpoint: Endpoint) -> Response {
+pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, endpoint: Endpoint) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    // A stream ends itself (with an error event) when a shutdown's drain reaches its deadline.
+    let shutdown_deadline: Deadline = match parts.extensions.get::<super::listener::Shutdown>() {
+        Some(s) => Box::pin(s.deadline()),
+        None => Box::pin(std::future::pending()),
+    };
     let rid = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -71,7 +78,17 @@ pub(super) async fn handle(state: Arc<AppState>, headers: HeaderMap, body: Body,
         .map(str::to_owned)
         .unwrap_or_else(crate::call::unique_id);
     let mut report = Report::default();
-    let mut resp = match proxy(&state, &headers, body, endpoint, &rid, &mut report).await {
+    // Beyond the in-flight bound the gateway is overloaded: say so at once, with a wait.
+    let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
+        let mut e =
+            Error::new(503, "overloaded_error", "the gateway is at its limit of requests in flight; retry shortly")
+                .with_code("overloaded");
+        e.retry_after = Some(Duration::from_secs(1));
+        let mut resp = error_response(&e);
+        report.decorate(&mut resp, &rid);
+        return resp;
+    };
+    let mut resp = match proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(request_id = %rid, status = e.status, "{}", e.message);
@@ -115,6 +132,9 @@ fn identify<'h, 'r>(
     Ok((Some(key), header_str(headers, "x-lightport-provider-key")))
 }
 
+/// A future that resolves when a stream must end.
+type Deadline = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 async fn proxy(
     state: &AppState,
     headers: &HeaderMap,
@@ -122,6 +142,7 @@ async fn proxy(
     endpoint: Endpoint,
     rid: &str,
     report: &mut Report,
+    shutdown: Deadline,
 ) -> Result<Response, Error> {
     let bytes = body::read(headers, raw, state.config.max_body_bytes).await?;
     // The gateway's own time starts once the client's body is in: upload time is not ours.
@@ -138,7 +159,7 @@ async fn proxy(
     let engine = state.engine.load();
     let decision = router.decide(&engine, &Facts { model: &model, headers, key, client_key, body: &body })?;
     report.route = decision.route.clone();
-    let ctx = Attempt { state, endpoint, rid, client_key, started };
+    let ctx = Attempt { state, endpoint, rid, client_key, started, shutdown: std::sync::Mutex::new(Some(shutdown)) };
     ctx.run(decision, body, report).await
 }
 
@@ -149,6 +170,8 @@ struct Attempt<'a> {
     rid: &'a str,
     client_key: Option<&'a str>,
     started: Instant,
+    /// The shutdown deadline, taken by the attempt that streams.
+    shutdown: std::sync::Mutex<Option<Deadline>>,
 }
 
 /// How an attempt ended, as `x-lightport-attempts` lists it.
@@ -250,8 +273,24 @@ impl Attempt<'_> {
         }
         if let Some(translator) = translator {
             let idle = waits.idle.unwrap_or(state.config.upstream_timeout);
-            let deadline = waits.total.map(|t| tokio::time::Instant::now() + t);
-            let body = open_stream(resp.bytes_stream(), translator, &provider, first_byte, idle, deadline).await?;
+            let total = waits.total.unwrap_or(state.config.max_stream_duration).min(state.config.max_stream_duration);
+            let deadline = tokio::time::Instant::now() + total;
+            let shutdown = self
+                .shutdown
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_else(|| Box::pin(std::future::pending()));
+            let pump = Pump {
+                upstream: resp.bytes_stream(),
+                translator,
+                provider: provider.clone(),
+                idle,
+                deadline,
+                shutdown,
+                done: false,
+            };
+            let body = open_stream(pump, first_byte).await?;
             let mut resp = Response::new(Body::from_stream(body));
             let h = resp.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -294,8 +333,12 @@ struct Pump<S> {
     upstream: S,
     translator: StreamTranslator,
     provider: String,
+    /// The longest wait for the next upstream read.
     idle: Duration,
-    deadline: Option<tokio::time::Instant>,
+    /// The stream's time limit.
+    deadline: tokio::time::Instant,
+    /// Resolves when the gateway's drain reaches its deadline.
+    shutdown: Deadline,
     done: bool,
 }
 
@@ -305,12 +348,21 @@ where
 {
     /// Read once (waiting at most `wait`, and never past the stream's deadline) and translate.
     async fn step(&mut self, wait: Duration, out: &mut BytesMut) {
-        let until = tokio::time::Instant::now() + wait;
-        let until = self.deadline.map_or(until, |d| d.min(until));
-        let read = tokio::time::timeout_at(until, self.upstream.next()).await;
+        let until = (tokio::time::Instant::now() + wait).min(self.deadline);
+        let read = tokio::select! {
+            biased;
+            () = &mut self.shutdown => {
+                let mut e = Error::new(503, "overloaded_error", "the gateway is shutting down; retry the request")
+                    .with_code("shutting_down");
+                e.retry_after = Some(Duration::from_secs(1));
+                self.done = self.translator.step(StreamInput::Failed(e), out);
+                return;
+            }
+            read = tokio::time::timeout_at(until, self.upstream.next()) => read,
+        };
         self.done = match read {
             Err(_) => {
-                let e = if self.deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                let e = if self.deadline <= tokio::time::Instant::now() {
                     Error::timeout(format!("the stream from provider '{}' ran past its time limit", self.provider))
                 } else {
                     let secs = wait.as_secs_f64();
@@ -329,23 +381,19 @@ where
 /// longer), so that an error before any content fails the attempt and can be retried or fall
 /// back like an HTTP error. Then the client's stream: what was held, and the rest as it comes.
 async fn open_stream<S>(
-    upstream: S,
-    translator: StreamTranslator,
-    provider: &str,
+    mut pump: Pump<S>,
     first_byte: Duration,
-    idle: Duration,
-    deadline: Option<tokio::time::Instant>,
 ) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send, Error>
 where
     S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
-    let mut pump = Pump { upstream, translator, provider: provider.to_string(), idle, deadline, done: false };
+    let provider = pump.provider.clone();
     let mut held = BytesMut::new();
     let first_by = tokio::time::Instant::now() + first_byte;
     while !pump.done && !pump.translator.content_started() {
         let left = first_by.saturating_duration_since(tokio::time::Instant::now());
         if left.is_zero() {
-            return Err(timed_out(provider, first_byte));
+            return Err(timed_out(&provider, first_byte));
         }
         pump.step(left, &mut held).await;
         if let Some(e) = pump.translator.failure().filter(|_| !pump.translator.content_started()) {

@@ -53,6 +53,8 @@ pub enum Reply {
     },
     /// Never answer.
     Hang,
+    /// Never answer; notify when the gateway gives up the request (closes the connection).
+    HangNotify(Arc<Notify>),
     /// Send these pieces, one every `every`; notify `dropped` when the response is dropped
     /// (the gateway closed the connection).
     Drip {
@@ -159,6 +161,11 @@ pub async fn mock_switchable(reply: Arc<Mutex<Reply>>) -> Mock {
                         .unwrap()
                 }
                 Reply::Hang => {
+                    std::future::pending::<()>().await;
+                    unreachable!()
+                }
+                Reply::HangNotify(dropped) => {
+                    let _guard = OnDrop(dropped);
                     std::future::pending::<()>().await;
                     unreachable!()
                 }
