@@ -29,7 +29,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && install -d -m 0755 /out/etc/lightport/mappings
 
 # ---- runtime -----------------------------------------------------------------------------
-# distroless/cc: glibc, libgcc and nothing else (no shell, no package manager), ~25 MB.
+# distroless/cc: glibc, libgcc and nothing else (no shell, no package manager). The release
+# binary (~18 MB) needs libc, libm and libgcc_s, all three here.
 # TLS roots: reqwest is built with `rustls-tls`, which in reqwest 0.12 means webpki-roots
 # (Mozilla's root store compiled into the binary; Cargo.lock has webpki-roots and no
 # rustls-native-certs), so the binary never reads the system CA store. The image's own
