@@ -90,7 +90,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { paths, vectors } => check(paths, vectors),
-        Command::Health { url } => health(url),
         Command::Providers { mappings, write } => match lightport::registry::sources_with(mappings.as_deref()) {
             Ok(sources) => {
                 let (plans, errors) = load(&sources, &|_| None);
@@ -140,6 +139,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Health { url } => health(url),
     }
 }
 

@@ -290,6 +290,82 @@ fn health_fails_on_a_closed_port_and_on_a_silent_server() {
     assert_eq!(out.status.code(), Some(1), "only plain http: {out:?}");
 }
 
+/// Docker's `.dockerignore` rules, in order: (exception, pattern).
+fn dockerignore() -> Vec<(bool, String)> {
+    read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.strip_prefix('!') {
+            Some(p) => (true, p.trim_matches('/').to_string()),
+            None => (false, l.trim_matches('/').to_string()),
+        })
+        .collect()
+}
+
+/// One path component against one pattern component: `*` any run of characters, `?` one.
+fn glob(pat: &[u8], name: &[u8]) -> bool {
+    match (pat.split_first(), name.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => glob(rest, name) || (!name.is_empty() && glob(pat, &name[1..])),
+        (Some((b'?', rest)), Some((_, tail))) => glob(rest, tail),
+        (Some((p, rest)), Some((n, tail))) => p == n && glob(rest, tail),
+        _ => false,
+    }
+}
+
+/// Whether Docker leaves `path` out of the build context: the last rule matching the path, or
+/// one of its parent directories, decides (as moby's patternmatcher does).
+fn left_out_of_context(rules: &[(bool, String)], path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let mut excluded = false;
+    for (exception, pattern) in rules {
+        let pat: Vec<&str> = pattern.split('/').collect();
+        let matches = pat.len() <= parts.len() && pat.iter().zip(&parts).all(|(p, n)| glob(p.as_bytes(), n.as_bytes()));
+        if matches {
+            excluded = !exception;
+        }
+    }
+    excluded
+}
+
+#[test]
+fn the_docker_build_context_holds_every_file_cargo_needs() {
+    let rules = dockerignore();
+    // Every target of the package (lib, bin, build script, benches, examples): a file declared
+    // in Cargo.toml but missing from the context fails the manifest, so the whole build.
+    let cargo = option_env!("CARGO").unwrap_or("cargo");
+    let out = Command::new(cargo)
+        .args(["metadata", "--no-deps", "--offline", "--format-version", "1"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = read("Cargo.toml");
+    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    for target in meta["packages"][0]["targets"].as_array().unwrap() {
+        let kind = target["kind"][0].as_str().unwrap();
+        // Test targets are found by directory scan unless declared; a missing one is skipped.
+        if kind == "test" && !manifest.contains("[[test]]") {
+            continue;
+        }
+        let path = Path::new(target["src_path"].as_str().unwrap());
+        needed.push(path.strip_prefix(repo()).unwrap().to_string_lossy().replace('\\', "/"));
+    }
+    // What build.rs compiles into the binary.
+    for entry in std::fs::read_dir(repo().join("mappings")).unwrap() {
+        needed.push(format!("mappings/{}", entry.unwrap().file_name().to_string_lossy()));
+    }
+    let missing: Vec<&String> = needed.iter().filter(|p| left_out_of_context(&rules, p)).collect();
+    assert!(missing.is_empty(), ".dockerignore leaves out {missing:?}");
+    assert!(needed.iter().any(|p| p == "build.rs") && needed.iter().any(|p| p == "src/main.rs"), "{needed:?}");
+    // And the bulk stays out.
+    for junk in ["target/debug/lightport", ".git/HEAD", "tests/fixtures", "docs/deploy.md"] {
+        assert!(left_out_of_context(&rules, junk), "{junk} is sent to the Docker daemon");
+    }
+}
+
 // ---- flags and variables -------------------------------------------------------------------
 
 /// `serve`'s flags and the variables it reads, from its own `--help`.
@@ -320,7 +396,12 @@ impl Known {
         let (flags, mut env) = serve_flags_and_env();
         assert!(flags.contains("--listen") && env.contains("LIGHTPORT_LISTEN"), "{flags:?} {env:?}");
         env.extend(OTHER_ENV.iter().map(|s| s.to_string()));
-        let builtin: Vec<String> = lightport::registry::builtin_sources().into_iter().map(|s| s.id).collect();
+        // The built-in providers: build.rs compiles every mappings/<id>.yaml into the binary.
+        let builtin: Vec<String> = std::fs::read_dir(repo().join("mappings"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        assert!(builtin.iter().any(|id| id == "anthropic"), "{builtin:?}");
         env.extend(provider_vars(builtin.iter().chain(extra_ids).map(String::as_str)));
         Known { flags, env }
     }
