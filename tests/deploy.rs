@@ -194,22 +194,16 @@ impl Drop for Running {
     }
 }
 
-fn start_image_command(rt: &Runtime, listen: SocketAddr, dir: &Path) -> Running {
-    let argv: Vec<String> = rt.entrypoint.iter().chain(&rt.cmd).cloned().collect();
+/// Start the gateway and wait until it answers: a bounded number of attempts, each failing fast
+/// while the port is still closed. The pass condition is the 200, never the time waited.
+fn start(mut cmd: Command, listen: SocketAddr, dir: &Path) -> Running {
     let log = dir.join("lightport.log");
-    let child = rt
-        .command(&argv, listen, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let mut gw = Running { child, log };
-    // Poll until it answers: a bounded number of attempts, each failing fast while the port is
-    // still closed. The pass condition is the 200, never the time waited.
     for _ in 0..400 {
         if let Some(status) = gw.child.try_wait().unwrap() {
-            panic!("`lightport {}` exited with {status}:\n{}", argv[1..].join(" "), gw.log());
+            panic!("{cmd:?} exited with {status}:\n{}", gw.log());
         }
         if http_get(listen, "/health").is_some_and(|(status, _)| status == 200) {
             return gw;
@@ -219,6 +213,11 @@ fn start_image_command(rt: &Runtime, listen: SocketAddr, dir: &Path) -> Running 
     let log = gw.log();
     drop(gw);
     panic!("no 200 from GET /health on {listen} after 400 attempts:\n{log}");
+}
+
+fn start_image_command(rt: &Runtime, listen: SocketAddr, dir: &Path) -> Running {
+    let argv: Vec<String> = rt.entrypoint.iter().chain(&rt.cmd).cloned().collect();
+    start(rt.command(&argv, listen, dir), listen, dir)
 }
 
 #[test]
@@ -454,13 +453,10 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_sequence().map(|s| s.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default()
 }
 
-/// The provider ids that the mapping ConfigMaps add (their `*.yaml` keys).
+/// The provider ids that the mappings ConfigMap adds (its `<id>.yaml` keys).
 fn configmap_provider_ids(all: &BTreeMap<String, Vec<Value>>) -> Vec<String> {
-    find(all, "ConfigMap")
-        .into_iter()
-        .filter_map(|cm| cm["data"].as_mapping())
-        .flat_map(|data| data.keys().filter_map(|k| k.as_str()?.strip_suffix(".yaml").map(str::to_string)))
-        .collect()
+    let data = named(all, "ConfigMap", "lightport-mappings")["data"].as_mapping().unwrap();
+    data.keys().map(|k| k.as_str().unwrap().strip_suffix(".yaml").expect("<id>.yaml keys").to_string()).collect()
 }
 
 fn container_env(c: &Value) -> BTreeMap<String, String> {
@@ -577,6 +573,70 @@ fn kubernetes_deployment_agrees_with_the_image_and_the_other_manifests() {
     assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], d["metadata"]["name"]);
     assert!(hpa["spec"]["minReplicas"].as_u64().unwrap() >= 2, "one pod must survive a disruption");
     assert!(d["spec"]["replicas"].is_null(), "the HPA owns the replica count");
+}
+
+/// The pod as Kubernetes would start it: the container's args and env, the Secret's keys as
+/// variables, the ConfigMaps written where they are mounted (moved under a temporary
+/// directory), the listen addresses moved to free loopback ports. The gateway must come up with
+/// that configuration and serve the example mapping.
+#[test]
+fn the_kubernetes_pod_configuration_starts_the_gateway() {
+    let all = manifests();
+    let d = named(&all, "Deployment", "lightport");
+    let spec = &d["spec"]["template"]["spec"];
+    let c = &spec["containers"][0];
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+
+    // Mounts: a whole ConfigMap as a directory, or one key of it as a file (subPath).
+    let mut moved: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for m in c["volumeMounts"].as_sequence().unwrap() {
+        let at = m["mountPath"].as_str().unwrap();
+        let v = spec["volumes"].as_sequence().unwrap().iter().find(|v| v["name"] == m["name"]).unwrap();
+        let data = named(&all, "ConfigMap", v["configMap"]["name"].as_str().unwrap())["data"].as_mapping().unwrap();
+        let local = root.join(at.trim_start_matches('/'));
+        match m["subPath"].as_str() {
+            Some(key) => {
+                std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+                std::fs::write(&local, data[key].as_str().unwrap()).unwrap();
+            }
+            None => {
+                std::fs::create_dir_all(&local).unwrap();
+                for (k, text) in data {
+                    std::fs::write(local.join(k.as_str().unwrap()), text.as_str().unwrap()).unwrap();
+                }
+            }
+        }
+        moved.insert(at.to_string(), local);
+    }
+
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightport"));
+    cmd.args(strings(&c["args"])).env_clear().current_dir(dir.path());
+    for source in c["envFrom"].as_sequence().into_iter().flatten() {
+        let secret = named(&all, "Secret", source["secretRef"]["name"].as_str().unwrap());
+        for (k, v) in secret["stringData"].as_mapping().unwrap() {
+            cmd.env(k.as_str().unwrap(), v.as_str().unwrap());
+        }
+    }
+    for (name, value) in container_env(c) {
+        let value = match name.as_str() {
+            "LIGHTPORT_LISTEN" => listen.to_string(),
+            "LIGHTPORT_METRICS_LISTEN" => format!("127.0.0.1:{}", free_port()),
+            _ => moved.get(&value).map_or(value, |p| p.display().to_string()),
+        };
+        cmd.env(name, value);
+    }
+    let gw = start(cmd, listen, dir.path());
+    let (status, models) = http_get(listen, "/v1/models").unwrap();
+    assert_eq!(status, 200, "{models}");
+    for id in configmap_provider_ids(&all) {
+        assert!(
+            models.contains(&format!("\"{id}/")),
+            "the mapping {id} from the ConfigMap is not served\n{}",
+            gw.log()
+        );
+    }
 }
 
 #[test]
