@@ -1,4 +1,4 @@
-//! The `lightport` command: `serve`, `check`, `schema`. A thin shell over the library.
+//! The `lightport` command: `serve`, `check`, `schema`, `health`. A thin shell over the library.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,6 +117,12 @@ enum Command {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Exit 0 if a health URL answers 2xx within 2 s, 1 otherwise: a HEALTHCHECK without curl.
+    Health {
+        /// A plain http:// URL (default: /health of the local gateway, on LIGHTPORT_LISTEN's port)
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers).
@@ -195,6 +201,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Health { url } => health(url),
     }
 }
 
@@ -257,6 +264,85 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     listener::serve(listener, router_app(state), limits, signal).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `lightport health`: one HTTP/1.1 GET over a raw TCP connection (no TLS, no new dependency),
+/// bounded by 2 s in all. The default URL is the local gateway as `serve` would bind it here: the
+/// address of LIGHTPORT_LISTEN, with a wildcard address (0.0.0.0, ::) read as loopback.
+fn health(url: Option<String>) -> ExitCode {
+    use std::io::{Read as _, Write as _};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, ToSocketAddrs as _};
+    use std::time::Instant;
+
+    let url = url.unwrap_or_else(|| {
+        let listen: SocketAddr = std::env::var("LIGHTPORT_LISTEN")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)));
+        let ip = match listen.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}/health", SocketAddr::new(ip, listen.port()))
+    });
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let status = (|| -> Result<u16, String> {
+        let rest = url.strip_prefix("http://").ok_or("only http:// URLs are supported")?;
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+        let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && !p.contains(']'));
+        let target = if has_port { authority.to_string() } else { format!("{authority}:80") };
+        let addrs: Vec<SocketAddr> = target.to_socket_addrs().map_err(|e| e.to_string())?.collect();
+        let mut last = String::from("no address");
+        for addr in addrs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut tcp = match TcpStream::connect_timeout(&addr, left) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    last = format!("{addr}: {e}");
+                    continue;
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            tcp.set_read_timeout(Some(left))
+                .and_then(|()| tcp.set_write_timeout(Some(left)))
+                .map_err(|e| e.to_string())?;
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: lightport-health\r\nConnection: close\r\n\r\n"
+            );
+            tcp.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+            // The status line is all we need: "HTTP/1.1 200 OK".
+            let mut head = Vec::new();
+            let mut buf = [0u8; 256];
+            while !head.contains(&b'\n') && head.len() < 4096 && Instant::now() < deadline {
+                match tcp.read(&mut buf).map_err(|e| e.to_string())? {
+                    0 => break,
+                    n => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&head);
+            return line
+                .strip_prefix("HTTP/1.")
+                .and_then(|l| l.get(2..5))
+                .and_then(|code| code.parse().ok())
+                .ok_or_else(|| format!("not an HTTP answer: {:?}", line.lines().next().unwrap_or("")));
+        }
+        Err(last)
+    })();
+    match status {
+        Ok(code) if (200..300).contains(&code) => ExitCode::SUCCESS,
+        Ok(code) => {
+            eprintln!("lightport health: {url}: HTTP {code}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("lightport health: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Where the vectors of a mapping directory are found: `<dir>/vectors/` and, in a repository
