@@ -3,6 +3,7 @@
 //! upstream's).
 
 mod body;
+pub mod limits;
 pub mod listener;
 mod proxy;
 mod validate;

@@ -2,6 +2,8 @@
 //! and the JSON Schemas of what OpenAI clients parse.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
