@@ -73,6 +73,10 @@ struct ServeArgs {
     /// Seconds an idle keep-alive connection (or one whose writes are stalled) stays open.
     #[arg(long, env = "LIGHTPORT_IDLE_TIMEOUT", default_value_t = 60.0)]
     idle_timeout: f64,
+    /// A Redis URL for shared limits and circuit breakers (replaces the config file's
+    /// `state.redis`); without one they are per process.
+    #[arg(long, env = "LIGHTPORT_REDIS_URL")]
+    redis: Option<String>,
     /// Seconds to finish open requests and streams after SIGTERM or SIGINT, then exit 0.
     #[arg(long, env = "LIGHTPORT_DRAIN_TIMEOUT", default_value_t = 25.0)]
     drain_timeout: f64,
@@ -257,7 +261,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     let providers = engine.load().providers().len();
-    let state = AppState::with_router(engine, router, config);
+    let store = match args.redis.clone().or_else(|| router.load().redis.clone()) {
+        Some(url) => {
+            let fail = match router.load().fail_mode {
+                lightport::route::FailMode::Open => lightport::server::limits::FailMode::Open,
+                lightport::route::FailMode::Closed => lightport::server::limits::FailMode::Closed,
+            };
+            let store = lightport::server::limits::Store::redis(&url, fail)
+                .await
+                .map_err(|e| anyhow::anyhow!("the limits store at the Redis URL: {e}"))?;
+            tracing::info!(healthy = store.backend_healthy(), "limits and circuit breakers shared through Redis");
+            store
+        }
+        None => lightport::server::limits::Store::memory(),
+    };
+    let state = AppState::with_store(engine, router, store, config);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!("lightport listening on http://{addr} with {providers} providers");

@@ -13,10 +13,7 @@ const MIN: Duration = Duration::from_secs(60);
 
 fn store() -> (Store, ManualClock) {
     let clock = ManualClock::new(T0);
-    let config = StoreConfig {
-        reservation_lease: Duration::from_secs(120),
-        ..StoreConfig::default()
-    };
+    let config = StoreConfig { reservation_lease: Duration::from_secs(120), ..StoreConfig::default() };
     (Store::memory_with(&config, Arc::new(clock.clone())), clock)
 }
 
@@ -54,10 +51,7 @@ async fn window_counts_refuses_and_resets() {
     // Other keys and other window lengths are separate counters.
     let w = s.window("key:b:rpm", 2, 3, MIN).await.unwrap();
     assert_eq!(w.used, 2);
-    let w = s
-        .window("key:a:rpm", 1, 3, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let w = s.window("key:a:rpm", 1, 3, Duration::from_secs(3600)).await.unwrap();
     assert_eq!(w.used, 1);
     // An amount larger than the limit never fits.
     let w = s.window("key:c:rpm", 4, 3, MIN).await.unwrap();
@@ -84,10 +78,7 @@ async fn window_record_and_peek() {
     assert!(!w.allowed);
     assert_eq!(w.used, 1200);
     // Peeking adds nothing.
-    assert_eq!(
-        s.window_peek("key:a:tpm", 1000, MIN).await.unwrap().used,
-        1200
-    );
+    assert_eq!(s.window_peek("key:a:tpm", 1000, MIN).await.unwrap().used, 1200);
 
     clock.advance(MIN);
     let w = s.window_peek("key:a:tpm", 1000, MIN).await.unwrap();
@@ -99,53 +90,27 @@ async fn window_record_and_peek() {
 async fn slots_limit_release_and_lease_expiry() {
     let (s, clock) = store();
     let lease = ms(10_000);
-    let a = s
-        .acquire("key:a:conc", 2, lease)
-        .await
-        .unwrap()
-        .expect("first slot");
-    let b = s
-        .acquire("key:a:conc", 2, lease)
-        .await
-        .unwrap()
-        .expect("second slot");
+    let a = s.acquire("key:a:conc", 2, lease).await.unwrap().expect("first slot");
+    let b = s.acquire("key:a:conc", 2, lease).await.unwrap().expect("second slot");
     assert_eq!((a.in_use(), b.in_use()), (1, 2));
-    assert!(
-        s.acquire("key:a:conc", 2, lease).await.unwrap().is_none(),
-        "full"
-    );
+    assert!(s.acquire("key:a:conc", 2, lease).await.unwrap().is_none(), "full");
     // Other keys have their own slots.
     assert!(s.acquire("key:b:conc", 2, lease).await.unwrap().is_some());
 
     a.release().await;
-    let c = s
-        .acquire("key:a:conc", 2, lease)
-        .await
-        .unwrap()
-        .expect("released slot reused");
+    let c = s.acquire("key:a:conc", 2, lease).await.unwrap().expect("released slot reused");
     assert_eq!(c.in_use(), 2);
     drop(c);
-    let d = s
-        .acquire("key:a:conc", 2, lease)
-        .await
-        .unwrap()
-        .expect("dropped slot reused");
+    let d = s.acquire("key:a:conc", 2, lease).await.unwrap().expect("dropped slot reused");
     assert!(s.acquire("key:a:conc", 2, lease).await.unwrap().is_none());
 
     // `b` and `d` are never released: their leases end (a crashed replica's slots come back).
     clock.advance(ms(9_999));
     assert!(s.acquire("key:a:conc", 2, lease).await.unwrap().is_none());
     clock.advance(ms(1));
-    let e = s
-        .acquire("key:a:conc", 2, lease)
-        .await
-        .unwrap()
-        .expect("expired lease freed");
+    let e = s.acquire("key:a:conc", 2, lease).await.unwrap().expect("expired lease freed");
     assert_eq!(e.in_use(), 1);
-    assert!(
-        !b.renew(lease).await.unwrap(),
-        "an expired slot cannot be renewed"
-    );
+    assert!(!b.renew(lease).await.unwrap(), "an expired slot cannot be renewed");
     drop((b, d));
 
     // Renewal keeps a slot past its first lease.
@@ -163,34 +128,19 @@ async fn budget_reserve_settle_arithmetic() {
     let (s, clock) = store();
     let day = Duration::from_secs(86_400);
     let key = "key:a:spend:day";
-    let r1 = s
-        .reserve(key, 30, 100, day)
-        .await
-        .unwrap()
-        .expect("30 fits");
+    let r1 = s.reserve(key, 30, 100, day).await.unwrap().expect("30 fits");
     assert_eq!(r1.amount(), 30);
     let st = r1.state();
     assert_eq!((st.used, st.reserved, st.remaining), (0, 30, 70));
-    let r2 = s
-        .reserve(key, 60, 100, day)
-        .await
-        .unwrap()
-        .expect("90 fits");
+    let r2 = s.reserve(key, 60, 100, day).await.unwrap().expect("90 fits");
     assert_eq!(r2.state().remaining, 10);
-    assert!(
-        s.reserve(key, 11, 100, day).await.unwrap().is_none(),
-        "101 > 100"
-    );
+    assert!(s.reserve(key, 11, 100, day).await.unwrap().is_none(), "101 > 100");
 
     // Settling for less frees the difference.
     s.settle(r1, 10).await.unwrap();
     let b = s.budget(key, 100, day).await.unwrap();
     assert_eq!((b.used, b.reserved, b.remaining), (10, 60, 30));
-    let r3 = s
-        .reserve(key, 30, 100, day)
-        .await
-        .unwrap()
-        .expect("exactly 100 fits");
+    let r3 = s.reserve(key, 30, 100, day).await.unwrap().expect("exactly 100 fits");
     assert_eq!(r3.state().remaining, 0);
     assert!(s.reserve(key, 1, 100, day).await.unwrap().is_none());
 
@@ -205,11 +155,7 @@ async fn budget_reserve_settle_arithmetic() {
     assert_eq!((b.used, b.reserved, b.remaining), (90, 0, 10));
 
     // A reservation never settled stops counting after its lease (120 s here)...
-    let r4 = s
-        .reserve(key, 10, 100, day)
-        .await
-        .unwrap()
-        .expect("10 fits");
+    let r4 = s.reserve(key, 10, 100, day).await.unwrap().expect("10 fits");
     clock.advance(ms(120_000));
     let b = s.budget(key, 100, day).await.unwrap();
     assert_eq!((b.used, b.reserved), (90, 0));
@@ -232,126 +178,53 @@ async fn budget_reserve_settle_arithmetic() {
 #[tokio::test]
 async fn breaker_opens_probes_and_closes() {
     let (s, clock) = store();
-    let cfg = BreakerConfig {
-        failures: 3,
-        cooldown: ms(10_000),
-        probe_timeout: ms(5_000),
-    };
+    let cfg = BreakerConfig { failures: 3, cooldown: ms(10_000), probe_timeout: ms(5_000) };
     let t = "target:a";
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::Allow
-    );
-    assert_eq!(
-        s.breaker_record(t, false, &cfg).await.unwrap(),
-        BreakerState::Closed { failures: 1 }
-    );
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::Allow);
+    assert_eq!(s.breaker_record(t, false, &cfg).await.unwrap(), BreakerState::Closed { failures: 1 });
     s.breaker_record(t, false, &cfg).await.unwrap();
     // A success resets the consecutive count.
-    assert_eq!(
-        s.breaker_record(t, true, &cfg).await.unwrap(),
-        BreakerState::Closed { failures: 0 }
-    );
+    assert_eq!(s.breaker_record(t, true, &cfg).await.unwrap(), BreakerState::Closed { failures: 0 });
     s.breaker_record(t, false, &cfg).await.unwrap();
     s.breaker_record(t, false, &cfg).await.unwrap();
     let until = UNIX_EPOCH + ms(T0 + 10_000);
-    assert_eq!(
-        s.breaker_record(t, false, &cfg).await.unwrap(),
-        BreakerState::Open { until }
-    );
-    assert_eq!(
-        s.breaker_state(t, &cfg).await.unwrap(),
-        BreakerState::Open { until }
-    );
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::Reject {
-            retry_after: ms(10_000)
-        }
-    );
+    assert_eq!(s.breaker_record(t, false, &cfg).await.unwrap(), BreakerState::Open { until });
+    assert_eq!(s.breaker_state(t, &cfg).await.unwrap(), BreakerState::Open { until });
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::Reject { retry_after: ms(10_000) });
     // A late success from before the breaker opened is ignored.
-    assert_eq!(
-        s.breaker_record(t, true, &cfg).await.unwrap(),
-        BreakerState::Open { until }
-    );
+    assert_eq!(s.breaker_record(t, true, &cfg).await.unwrap(), BreakerState::Open { until });
 
     // Cooldown over: half-open, one probe at a time.
     clock.advance(ms(10_000));
-    assert_eq!(
-        s.breaker_state(t, &cfg).await.unwrap(),
-        BreakerState::HalfOpen
-    );
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::AllowProbe
-    );
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::Reject {
-            retry_after: ms(5_000)
-        }
-    );
+    assert_eq!(s.breaker_state(t, &cfg).await.unwrap(), BreakerState::HalfOpen);
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::AllowProbe);
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::Reject { retry_after: ms(5_000) });
     // The probe fails: open again for a full cooldown.
     assert_eq!(
         s.breaker_record(t, false, &cfg).await.unwrap(),
-        BreakerState::Open {
-            until: UNIX_EPOCH + ms(T0 + 20_000)
-        }
+        BreakerState::Open { until: UNIX_EPOCH + ms(T0 + 20_000) }
     );
     clock.advance(ms(10_000));
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::AllowProbe
-    );
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::AllowProbe);
     // The probe never reports: after the probe timeout another probe goes.
     clock.advance(ms(5_000));
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::AllowProbe
-    );
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::AllowProbe);
     // It succeeds: closed.
-    assert_eq!(
-        s.breaker_record(t, true, &cfg).await.unwrap(),
-        BreakerState::Closed { failures: 0 }
-    );
-    assert_eq!(
-        s.breaker_allow(t, &cfg).await.unwrap(),
-        BreakerDecision::Allow
-    );
-    assert_eq!(
-        s.breaker_state(t, &cfg).await.unwrap(),
-        BreakerState::Closed { failures: 0 }
-    );
+    assert_eq!(s.breaker_record(t, true, &cfg).await.unwrap(), BreakerState::Closed { failures: 0 });
+    assert_eq!(s.breaker_allow(t, &cfg).await.unwrap(), BreakerDecision::Allow);
+    assert_eq!(s.breaker_state(t, &cfg).await.unwrap(), BreakerState::Closed { failures: 0 });
     // Other targets were never affected.
-    assert_eq!(
-        s.breaker_allow("target:b", &cfg).await.unwrap(),
-        BreakerDecision::Allow
-    );
+    assert_eq!(s.breaker_allow("target:b", &cfg).await.unwrap(), BreakerDecision::Allow);
 }
 
 #[tokio::test]
 async fn invalid_arguments_are_refused() {
     let (s, _clock) = store();
-    assert!(matches!(
-        s.window("", 1, 1, MIN).await,
-        Err(StoreError::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        s.window(&"x".repeat(513), 1, 1, MIN).await,
-        Err(StoreError::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        s.window("k", 1, 1, Duration::ZERO).await,
-        Err(StoreError::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        s.acquire("k", 1, Duration::from_micros(10)).await,
-        Err(StoreError::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        s.reserve("k", 1, 1, Duration::ZERO).await,
-        Err(StoreError::InvalidArgument(_))
-    ));
+    assert!(matches!(s.window("", 1, 1, MIN).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(s.window(&"x".repeat(513), 1, 1, MIN).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(s.window("k", 1, 1, Duration::ZERO).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(s.acquire("k", 1, Duration::from_micros(10)).await, Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(s.reserve("k", 1, 1, Duration::ZERO).await, Err(StoreError::InvalidArgument(_))));
     assert!(s.backend_healthy(), "a memory store is always healthy");
 }
 

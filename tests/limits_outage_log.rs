@@ -25,9 +25,7 @@ impl Write for Capture {
 
 impl Capture {
     fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
-            .count()
+        String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
     }
 }
 
@@ -53,9 +51,7 @@ async fn each_outage_is_logged_once() {
         .init();
 
     let mut server = RedisServer::start();
-    let s = Store::redis_with(&server.url(), FailMode::Open, fast_config())
-        .await
-        .unwrap();
+    let s = Store::redis_with(&server.url(), FailMode::Open, fast_config()).await.unwrap();
     traffic(&s).await;
     assert_eq!((logs.count(DOWN), logs.count(UP)), (0, 0));
 
@@ -72,16 +68,11 @@ async fn each_outage_is_logged_once() {
 
     // Unreachable at start: one warning too, then one recovery.
     server.stop();
-    let late = Store::redis_with(&server.url(), FailMode::Open, fast_config())
-        .await
-        .unwrap();
+    let late = Store::redis_with(&server.url(), FailMode::Open, fast_config()).await.unwrap();
     traffic(&late).await;
     assert_eq!(logs.count("Redis unreachable at start"), 1);
     server.restart();
-    wait_until("both healthy", async || {
-        s.backend_healthy() && late.backend_healthy()
-    })
-    .await;
+    wait_until("both healthy", async || s.backend_healthy() && late.backend_healthy()).await;
     // `s` saw this outage too: 3 outages of `s` + 1 of `late`.
     assert_eq!((logs.count(DOWN), logs.count(UP)), (4, 4));
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod errors;
 pub(crate) mod load;
+pub(crate) mod price;
 pub(crate) mod stream;
 pub(crate) mod template;
 
@@ -57,6 +58,7 @@ pub struct Provider {
     pub(crate) vars_value: Value,
     pub(crate) patterns: Vec<Glob>,
     pub(crate) models: Vec<String>,
+    pub(crate) prices: price::Prices,
     pub(crate) chat: Option<EndpointPlan>,
     pub(crate) embeddings: Option<EndpointPlan>,
     /// The file it came from, for messages.
@@ -89,6 +91,36 @@ impl Provider {
     /// The file the provider was compiled from.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// What an answer of `model` that reported `usage` (an OpenAI usage object) cost, in US
+    /// dollars; `None` when the model has no price in the mapping file.
+    pub fn cost(&self, model: &str, usage: &Value) -> Option<f64> {
+        Some(price::cost(self.prices.of(model)?, &price::Tokens::from_usage(usage)))
+    }
+
+    /// Whether the model has a price.
+    pub fn priced(&self, model: &str) -> bool {
+        self.prices.of(model).is_some()
+    }
+
+    /// An upper estimate of a request's cost before it is sent: its body's size as prompt
+    /// tokens (about four bytes a token, rounded up) and its output limit (default
+    /// `default_output` tokens) at this model's prices.
+    pub fn estimate(
+        &self,
+        model: &str,
+        request_bytes: usize,
+        max_output: Option<u64>,
+        default_output: u64,
+    ) -> Option<f64> {
+        let price = self.prices.of(model)?;
+        let tokens = price::Tokens {
+            prompt: (request_bytes as u64).div_ceil(4),
+            completion: max_output.unwrap_or(default_output),
+            ..Default::default()
+        };
+        Some(price::cost(price, &tokens))
     }
 
     /// Whether a model name matches one of the provider's routing patterns.
@@ -282,6 +314,7 @@ pub(crate) fn compile_provider(
         vars,
         patterns: file.models.patterns.iter().map(|s| Glob::new(s)).collect(),
         models: file.models.list,
+        prices: price::Prices::new(&file.prices),
         chat,
         embeddings,
         source: source.to_string(),

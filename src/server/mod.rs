@@ -2,6 +2,7 @@
 //! [`crate::Call`]), and one error shape for every refusal (ours, the HTTP layer's, and the
 //! upstream's).
 
+mod admission;
 mod body;
 pub mod limits;
 pub mod listener;
@@ -63,6 +64,8 @@ pub struct AppState {
     config: Config,
     /// Requests in flight, bounded by `config.max_in_flight`.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Gateway keys' limits and targets' circuit breakers: process memory, or shared in Redis.
+    pub store: limits::Store,
 }
 
 impl AppState {
@@ -76,8 +79,18 @@ impl AppState {
         router: Arc<ArcSwap<crate::route::Router>>,
         config: Config,
     ) -> Arc<AppState> {
+        AppState::with_store(engine, router, limits::Store::memory(), config)
+    }
+
+    /// With a shared store (Redis) for limits and circuit breakers.
+    pub fn with_store(
+        engine: Arc<ArcSwap<Engine>>,
+        router: Arc<ArcSwap<crate::route::Router>>,
+        store: limits::Store,
+        config: Config,
+    ) -> Arc<AppState> {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight));
-        Arc::new(AppState { engine, router, upstream: Upstream::new(), config, in_flight })
+        Arc::new(AppState { engine, router, upstream: Upstream::new(), config, in_flight, store })
     }
 }
 
@@ -90,6 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/health", get(health))
+        .route("/admin/targets", get(targets))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -135,6 +149,42 @@ async fn method_not_allowed(req: Request) -> Response {
 
 async fn health() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// The configured targets and their circuit breakers (read-only; behind a gateway key when
+/// keys are configured).
+async fn targets(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    let router = state.router.load();
+    if router.requires_key() {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        if presented.and_then(|k| router.authenticate(k.trim())).is_none() {
+            return error_response(
+                &Error::new(401, "authentication_error", "a gateway key is required").with_code("invalid_api_key"),
+            );
+        }
+    }
+    let mut list: Vec<&Arc<crate::route::Target>> = router.targets().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut data = Vec::with_capacity(list.len());
+    for t in list {
+        let cfg =
+            limits::BreakerConfig { failures: t.breaker.failures, cooldown: t.breaker.cooldown, ..Default::default() };
+        let breaker = match state.store.breaker_state(&format!("target:{}", t.name), &cfg).await {
+            Ok(limits::BreakerState::Closed { failures }) => json!({"state": "closed", "failures": failures}),
+            Ok(limits::BreakerState::HalfOpen) => json!({"state": "half_open"}),
+            Ok(limits::BreakerState::Open { until }) => {
+                let secs = until.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                json!({"state": "open", "until": secs})
+            }
+            Err(e) => json!({"state": "unknown", "error": e.to_string()}),
+        };
+        data.push(json!({"name": t.name, "provider": t.provider, "model": t.model, "breaker": breaker}));
+    }
+    axum::Json(json!({"object": "list", "shared": state.store.backend_healthy(), "data": data})).into_response()
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Response {

@@ -12,6 +12,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use super::admission::Admission;
+use super::limits::{BreakerConfig, BreakerDecision};
 use super::{body, error_response, validate, AppState};
 use crate::call::Call;
 use crate::error::{Cause, Error};
@@ -159,7 +161,25 @@ async fn proxy(
     let engine = state.engine.load();
     let decision = router.decide(&engine, &Facts { model: &model, headers, key, client_key, body: &body })?;
     report.route = decision.route.clone();
-    let ctx = Attempt { state, endpoint, rid, client_key, started, shutdown: std::sync::Mutex::new(Some(shutdown)) };
+    let admission = match key {
+        Some(k) => {
+            let max_output = ["max_completion_tokens", "max_tokens"].iter().find_map(|f| body.get(*f)?.as_u64());
+            let estimate = decision.plan.first().and_then(|p| {
+                p.provider.estimate(&p.model, bytes.len(), max_output, super::admission::DEFAULT_OUTPUT_TOKENS)
+            });
+            Admission::admit(&state.store, k, estimate).await?
+        }
+        None => Admission::default(),
+    };
+    let ctx = Attempt {
+        state,
+        endpoint,
+        rid,
+        client_key,
+        started,
+        shutdown: std::sync::Mutex::new(Some(shutdown)),
+        admission: std::sync::Mutex::new(Some(admission)),
+    };
     ctx.run(decision, body, report).await
 }
 
@@ -172,6 +192,23 @@ struct Attempt<'a> {
     started: Instant,
     /// The shutdown deadline, taken by the attempt that streams.
     shutdown: std::sync::Mutex<Option<Deadline>>,
+    /// The key's limits this request holds, settled by the attempt that answers.
+    admission: std::sync::Mutex<Option<Admission>>,
+}
+
+/// Whether an attempt's failure counts against its target's circuit breaker: the target itself
+/// failed (a server error, unreachable, too slow), not the request or a rate limit.
+fn breaker_failure(e: &Error) -> bool {
+    matches!(e.cause, Cause::Connect | Cause::Timeout) || matches!(e.cause, Cause::Upstream(s) if s >= 500)
+}
+
+/// A target's circuit breaker, in the shared store.
+fn breaker_key(target: &str) -> String {
+    format!("target:{target}")
+}
+
+fn breaker_config(b: crate::route::Breaker) -> BreakerConfig {
+    BreakerConfig { failures: b.failures, cooldown: b.cooldown, ..BreakerConfig::default() }
 }
 
 /// How an attempt ended, as `x-lightport-attempts` lists it.
@@ -188,19 +225,34 @@ impl Attempt<'_> {
     /// Try the decision's targets in order: each up to its retries, the next one on a failure a
     /// fallback may help, a typed fallback on its class of error.
     async fn run(&self, decision: Decision, body: Value, report: &mut Report) -> Result<Response, Error> {
-        let Decision { plan, retries, mut typed, last_resort, .. } = decision;
+        let Decision { plan, retries, mut typed, last_resort, breakers, .. } = decision;
         let mut queue: VecDeque<Planned> = plan.into();
         let mut failures: Vec<(String, Error)> = Vec::new();
         let mut body = Some(body);
         let mut used_last_resort = last_resort.is_none();
         let mut last_resort = last_resort;
+        // The soonest a target cooling down will take requests again.
+        let mut cooling: Option<Duration> = None;
         loop {
+            let mut resorting = false;
             let Some(planned) = queue.pop_front().or_else(|| {
                 used_last_resort = true;
+                resorting = true;
                 last_resort.take().filter(|_| failures.is_empty())
             }) else {
                 break;
             };
+            // A target cooling down is skipped; the last resort ignores cool-downs.
+            let breaker = planned.breaker().filter(|_| breakers.is_some()).map(breaker_config);
+            if let (Some(cfg), false) = (breaker, resorting) {
+                if let Ok(BreakerDecision::Reject { retry_after }) =
+                    self.state.store.breaker_allow(&breaker_key(&planned.name), &cfg).await
+                {
+                    report.attempts.push(format!("{}:open", planned.name));
+                    cooling = Some(cooling.map_or(retry_after, |c| c.min(retry_after)));
+                    continue;
+                }
+            }
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -208,6 +260,10 @@ impl Attempt<'_> {
                 let mut request = if final_try { body.take() } else { body.clone() }.expect("kept until the final try");
                 request["model"] = Value::String(planned.model.clone());
                 let result = self.once(&planned, request, report).await;
+                if let Some(cfg) = &breaker {
+                    let failed = result.as_ref().err().is_some_and(breaker_failure);
+                    let _ = self.state.store.breaker_record(&breaker_key(&planned.name), !failed, cfg).await;
+                }
                 let error = match result {
                     Ok(resp) => {
                         report.attempts.push(format!("{}:{}", planned.name, resp.status().as_u16()));
@@ -240,6 +296,16 @@ impl Attempt<'_> {
             }
             if body.is_none() {
                 break;
+            }
+        }
+        if failures.is_empty() {
+            if let Some(wait) = cooling {
+                let mut e =
+                    Error::new(503, "overloaded_error", "every target of this route is cooling down after failures")
+                        .with_code("targets_unavailable")
+                        .with_cause(Cause::Gateway);
+                e.retry_after = Some(wait);
+                return Err(e);
             }
         }
         Err(all_failed(failures))
@@ -289,10 +355,29 @@ impl Attempt<'_> {
                 deadline,
                 shutdown,
                 done: false,
+                on_done: None,
+                held: None,
             };
-            let body = open_stream(pump, first_byte).await?;
-            let mut resp = Response::new(Body::from_stream(body));
+            let mut pump = open_stream(pump, first_byte).await?;
+            let admission = self.admission.lock().ok().and_then(|mut a| a.take());
+            let (store, provider_plan, model) =
+                (self.state.store.clone(), Arc::clone(&planned.provider), planned.model.clone());
+            let mut headers = HeaderMap::new();
+            if let Some(a) = &admission {
+                let mut scratch = Response::new(Body::empty());
+                a.decorate(&mut scratch);
+                headers = scratch.headers().clone();
+            }
+            pump.on_done = Some(Box::new(move |usage: Option<&Value>| {
+                let cost = usage.and_then(|u| provider_plan.cost(&model, u));
+                if let Some(a) = admission {
+                    let usage = usage.cloned();
+                    tokio::spawn(async move { a.finish(&store, usage.as_ref(), cost).await });
+                }
+            }));
+            let mut resp = Response::new(Body::from_stream(pump.into_body()));
             let h = resp.headers_mut();
+            h.extend(headers);
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             report.overhead = Some(prepared);
@@ -301,17 +386,37 @@ impl Attempt<'_> {
         let total = waits.total.unwrap_or(state.config.upstream_timeout);
         let reply = state.upstream.body(&provider, resp, state.config.max_upstream_body_bytes, total).await?;
         let translated_at = Instant::now();
-        let bytes: Bytes = if call.forwards_response_as_is() {
-            // The answer is already canonical: check it is JSON, and pass the bytes on.
-            serde_json::from_slice::<serde::de::IgnoredAny>(&reply)
+        let (bytes, usage): (Bytes, Option<Value>) = if call.forwards_response_as_is() {
+            // The answer is already canonical: check it is JSON (reading only its usage), and
+            // pass the bytes on.
+            #[derive(serde::Deserialize)]
+            struct UsageOnly {
+                usage: Option<Value>,
+            }
+            let read = serde_json::from_slice::<UsageOnly>(&reply)
                 .map_err(|e| Error::bad_gateway(format!("provider '{provider}' answered with invalid JSON: {e}")))?;
-            reply
+            (reply, read.usage)
         } else {
-            serde_json::to_vec(&call.response(&reply)?).expect("JSON values serialise").into()
+            let answer = call.response(&reply)?;
+            let usage = answer.get("usage").cloned();
+            (serde_json::to_vec(&answer).expect("JSON values serialise").into(), usage)
         };
         report.overhead = Some(prepared + translated_at.elapsed());
         let mut resp = Response::new(Body::from(bytes));
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let cost = usage.as_ref().and_then(|u| planned.provider.cost(&planned.model, u));
+        if let Some(c) = cost {
+            if let Ok(v) = HeaderValue::from_str(&format!("{c:.8}")) {
+                resp.headers_mut().insert("x-lightport-cost", v);
+            }
+        }
+        // The answer's tokens and cost are counted before the client has it, so that the next
+        // request of the same key sees them.
+        let admission = self.admission.lock().ok().and_then(|mut a| a.take());
+        if let Some(a) = admission {
+            a.decorate(&mut resp);
+            a.finish(&self.state.store, usage.as_ref(), cost).await;
+        }
         Ok(resp)
     }
 }
@@ -328,6 +433,9 @@ fn all_failed(failures: Vec<(String, Error)>) -> Error {
     last
 }
 
+/// What runs once a stream is over, with the usage it reported.
+type OnDone = Box<dyn FnOnce(Option<&Value>) + Send>;
+
 /// A stream's upstream and translator, read one upstream read at a time.
 struct Pump<S> {
     upstream: S,
@@ -340,6 +448,10 @@ struct Pump<S> {
     /// Resolves when the gateway's drain reaches its deadline.
     shutdown: Deadline,
     done: bool,
+    /// Called once when the stream is over, with the usage it reported.
+    on_done: Option<OnDone>,
+    /// What was translated before the client's stream began (held until the first content).
+    held: Option<Bytes>,
 }
 
 impl<S> Pump<S>
@@ -360,7 +472,7 @@ where
             }
             read = tokio::time::timeout_at(until, self.upstream.next()) => read,
         };
-        self.done = match read {
+        let done = match read {
             Err(_) => {
                 let e = if self.deadline <= tokio::time::Instant::now() {
                     Error::timeout(format!("the stream from provider '{}' ran past its time limit", self.provider))
@@ -374,16 +486,44 @@ where
             Ok(Some(Ok(bytes))) => self.translator.step(StreamInput::Data(&bytes), out),
             Ok(Some(Err(e))) => self.translator.step(StreamInput::Failed(request_error(&self.provider, e)), out),
         };
+        self.finish_if(done);
+    }
+
+    fn finish_if(&mut self, done: bool) {
+        self.done = done;
+        if done {
+            if let Some(f) = self.on_done.take() {
+                f(self.translator.usage());
+            }
+        }
+    }
+
+    /// The client's stream: what was held, then the rest as it comes.
+    fn into_body(mut self) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+        let first = self.held.take();
+        if self.done {
+            self.finish_if(true);
+        }
+        let rest = futures_util::stream::unfold(self, |mut p| async move {
+            loop {
+                if p.done {
+                    return None;
+                }
+                let mut out = BytesMut::new();
+                p.step(p.idle, &mut out).await;
+                if !out.is_empty() {
+                    return Some((Ok(out.freeze()), p));
+                }
+            }
+        });
+        futures_util::stream::iter(first.map(Ok)).chain(rest)
     }
 }
 
 /// Start a stream: read until its first content (the role chunk alone is held back, never
 /// longer), so that an error before any content fails the attempt and can be retried or fall
-/// back like an HTTP error. Then the client's stream: what was held, and the rest as it comes.
-async fn open_stream<S>(
-    mut pump: Pump<S>,
-    first_byte: Duration,
-) -> Result<impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send, Error>
+/// back like an HTTP error. What was read is kept for the client's stream ([`Pump::into_body`]).
+async fn open_stream<S>(mut pump: Pump<S>, first_byte: Duration) -> Result<Pump<S>, Error>
 where
     S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
@@ -400,18 +540,6 @@ where
             return Err(e.clone());
         }
     }
-    let first = (!held.is_empty()).then(|| held.freeze());
-    let rest = futures_util::stream::unfold(pump, |mut p| async move {
-        loop {
-            if p.done {
-                return None;
-            }
-            let mut out = BytesMut::new();
-            p.step(p.idle, &mut out).await;
-            if !out.is_empty() {
-                return Some((Ok(out.freeze()), p));
-            }
-        }
-    });
-    Ok(futures_util::stream::iter(first.map(Ok)).chain(rest))
+    pump.held = (!held.is_empty()).then(|| held.freeze());
+    Ok(pump)
 }

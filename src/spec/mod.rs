@@ -55,6 +55,13 @@ pub struct MappingFile {
     /// Which models this provider serves.
     #[serde(default)]
     pub models: ModelsSpec,
+    /// Prices of the provider's models, by model name or glob pattern (the most specific
+    /// pattern wins), in US dollars per million tokens. A model no pattern matches is unpriced:
+    /// its answers report no cost, and a spend budget refuses it. Not inherited through
+    /// `extends`: a host's prices are its own.
+    #[serde(default)]
+    #[schemars(extend("x-inherit" = false))]
+    pub prices: BTreeMap<String, PriceSpec>,
     /// Error translation shared by all endpoints (an endpoint may override it).
     #[serde(default)]
     pub errors: Option<ErrorSpec>,
@@ -93,6 +100,52 @@ impl Default for AuthSpec {
     fn default() -> Self {
         AuthSpec::Header { header: "authorization".into(), prefix: Some("Bearer ".into()) }
     }
+}
+
+/// A model's price: US dollars per million tokens (and per request).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("x-merge" = "replace"))]
+pub struct PriceSpec {
+    /// Input (prompt) tokens not read from or written to a cache.
+    pub input: f64,
+    /// Output (completion) tokens.
+    pub output: f64,
+    /// Input tokens read from the prompt cache (default: `input`).
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// Input tokens written to the prompt cache (a 5-minute cache where there are two; default:
+    /// `input`).
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+    /// Input tokens written to a 1-hour cache (usage `prompt_tokens_details.cache_write_1h_tokens`).
+    #[serde(default)]
+    pub cache_write_1h: Option<f64>,
+    /// Reasoning tokens, when priced apart from output (default: `output`).
+    #[serde(default)]
+    pub reasoning: Option<f64>,
+    /// A fee per request, in US dollars.
+    #[serde(default)]
+    pub request: Option<f64>,
+    /// Higher prices above a prompt length: the tier with the largest `above` that the prompt
+    /// exceeds replaces the prices it names.
+    #[serde(default)]
+    pub tiers: Vec<PriceTierSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTierSpec {
+    /// Prompt tokens (cached included) above which this tier applies.
+    pub above: u64,
+    #[serde(default)]
+    pub input: Option<f64>,
+    #[serde(default)]
+    pub output: Option<f64>,
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    #[serde(default)]
+    pub cache_write: Option<f64>,
 }
 
 /// The client's own provider keys.

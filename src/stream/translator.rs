@@ -46,6 +46,8 @@ pub struct StreamTranslator {
     /// A chunk with content (text, a tool call, reasoning, a finish reason) was written: from
     /// here on the client has the answer's first byte, and the call can no longer be retried.
     content_started: bool,
+    /// The last usage the stream reported (whether or not the client asked for it).
+    usage: Option<Value>,
     failure: Option<Error>,
 }
 
@@ -76,6 +78,7 @@ impl StreamTranslator {
             closed: false,
             done_written: false,
             content_started: false,
+            usage: None,
             failure: None,
         }
     }
@@ -90,6 +93,12 @@ impl StreamTranslator {
     /// Whether a chunk with content has been written (everything before it is the role chunk).
     pub fn content_started(&self) -> bool {
         self.content_started
+    }
+
+    /// The usage the stream reported, for accounting (tokens, cost), even when the client did
+    /// not ask for it.
+    pub fn usage(&self) -> Option<&Value> {
+        self.usage.as_ref()
     }
 
     /// The error the stream ended with, if it did.
@@ -187,6 +196,14 @@ impl StreamTranslator {
             out.extend_from_slice(ev.data.as_bytes());
             out.extend_from_slice(b"\n\n");
             self.content_started = true;
+            // Only a chunk that mentions usage is parsed: the others pass through untouched.
+            if ev.data.contains("\"usage\"") {
+                if let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&ev.data) {
+                    if let Some(u) = chunk.remove("usage").filter(Value::is_object) {
+                        self.usage = Some(u);
+                    }
+                }
+            }
             return;
         }
         let data: Value = serde_json::from_str(&ev.data).unwrap_or(Value::String(ev.data));
@@ -249,10 +266,13 @@ impl StreamTranslator {
         }
         let scope = Scope::new(data, &self.ctx, &self.state);
         let mut content = false;
+        let mut usage = None;
         if let Some(emit) = &a.emit {
             match emit.eval(&scope).as_deref() {
-                Some(Value::Array(fragments)) => fragments.iter().for_each(|f| content |= self.emit(f, out)),
-                Some(fragment) => content |= self.emit(fragment, out),
+                Some(Value::Array(fragments)) => {
+                    fragments.iter().for_each(|f| content |= self.emit(f, out, &mut usage))
+                }
+                Some(fragment) => content |= self.emit(fragment, out, &mut usage),
                 None => {}
             }
         }
@@ -260,12 +280,18 @@ impl StreamTranslator {
             if let Some(chunk) = forward.eval(&scope) {
                 write_frame(out, chunk.as_ref());
                 content = true;
+                if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+                    usage = Some(u.clone());
+                }
             }
         }
         let error = a.error.as_ref().map(|fields| {
             fields.eval(&scope, 502, || "the upstream reported an error mid-stream".into(), Cause::Upstream(502))
         });
         self.content_started |= content;
+        if usage.is_some() {
+            self.usage = usage;
+        }
         if let Some(error) = error {
             self.fail(out, error);
             return;
@@ -277,8 +303,11 @@ impl StreamTranslator {
 
     /// Write one choice fragment `{delta, finish_reason, logprobs, usage, index}` as OpenAI chunks;
     /// true when it carried content (more than the role).
-    fn emit(&self, fragment: &Value, out: &mut BytesMut) -> bool {
+    fn emit(&self, fragment: &Value, out: &mut BytesMut, usage_seen: &mut Option<Value>) -> bool {
         let mut content = false;
+        if let Some(u) = fragment.get("usage").filter(|u| u.is_object()) {
+            *usage_seen = Some(u.clone());
+        }
         let delta = fragment.get("delta").filter(|d| !d.is_null());
         let finish = fragment.get("finish_reason").filter(|d| !d.is_null());
         let logprobs = fragment.get("logprobs").filter(|d| !d.is_null());

@@ -1,8 +1,6 @@
 //! A private redis-server per test: started on a free loopback port with persistence off,
 //! ready once it answers PING, killed on drop.
 
-
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -23,10 +21,7 @@ fn binary() -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
 }
 
 fn pings(port: u16) -> bool {
@@ -61,19 +56,13 @@ impl RedisServer {
             ),
             Err(e) => panic!("cannot start redis-server: {e}"),
         };
-        let mut server = RedisServer {
-            port,
-            child: Some(child),
-        };
+        let mut server = RedisServer { port, child: Some(child) };
         let start = Instant::now();
         while !pings(port) {
             if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("redis-server on port {port} exited at start: {status}");
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "redis-server did not answer PING"
-            );
+            assert!(start.elapsed() < DEADLINE, "redis-server did not answer PING");
             std::thread::sleep(Duration::from_millis(20));
         }
         server
@@ -104,11 +93,7 @@ impl RedisServer {
     /// Sends SIGSTOP (`pause = true`) or SIGCONT: a hung server that accepts but never answers.
     pub fn pause(&self, pause: bool) {
         let sig = if pause { "-STOP" } else { "-CONT" };
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
+        let ok = Command::new("kill").args([sig, &self.pid().to_string()]).status().expect("kill").success();
         assert!(ok, "kill {sig} failed");
     }
 }
@@ -116,9 +101,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         if self.child.is_some() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &self.pid().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-CONT", &self.pid().to_string()]).status();
         }
         self.stop();
     }
@@ -146,11 +129,7 @@ pub async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
 
 /// A raw connection to inspect what the store wrote.
 pub async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
 /// A window so long (2^40 ms, ~35 years; next boundary in 2039) that no test crosses its end.

@@ -113,21 +113,11 @@ impl State {
         let threshold = *threshold;
         // Ticks are unique, so exactly `evict` entries go.
         self.map.retain(|_, e| e.touched > threshold);
-        tracing::debug!(
-            evicted = evict,
-            max_keys,
-            "limits memory store full: evicted least recently used keys"
-        );
+        tracing::debug!(evicted = evict, max_keys, "limits memory store full: evicted least recently used keys");
     }
 
     /// The live entry for `key`, created (or recreated, if expired) with `init`, and touched.
-    fn entry(
-        &mut self,
-        key: String,
-        now: u64,
-        max_keys: usize,
-        init: impl FnOnce() -> Data,
-    ) -> &mut Entry {
+    fn entry(&mut self, key: String, now: u64, max_keys: usize, init: impl FnOnce() -> Data) -> &mut Entry {
         self.tick += 1;
         let tick = self.tick;
         match self.map.get(&key) {
@@ -136,11 +126,7 @@ impl State {
                 if found.is_none() {
                     self.make_room(now, max_keys);
                 }
-                let fresh = Entry {
-                    touched: tick,
-                    expires: u64::MAX,
-                    data: init(),
-                };
+                let fresh = Entry { touched: tick, expires: u64::MAX, data: init() };
                 self.map.insert(key.clone(), fresh);
             }
         }
@@ -157,12 +143,7 @@ impl State {
 
 impl Memory {
     pub(crate) fn new(clock: Arc<dyn Clock>, max_keys: usize, reservation_lease: u64) -> Self {
-        Self {
-            clock,
-            max_keys: max_keys.max(10),
-            reservation_lease,
-            state: Mutex::new(State::default()),
-        }
+        Self { clock, max_keys: max_keys.max(10), reservation_lease, state: Mutex::new(State::default()) }
     }
 
     fn lock(&self) -> (MutexGuard<'_, State>, u64) {
@@ -182,23 +163,12 @@ impl Memory {
 
     #[cfg(test)]
     pub(crate) fn contains_window(&self, key: &str, ms: u64) -> bool {
-        self.state
-            .lock()
-            .unwrap()
-            .map
-            .contains_key(&window_key(key, ms))
+        self.state.lock().unwrap().map.contains_key(&window_key(key, ms))
     }
 
     // ---- fixed windows ----
 
-    pub(crate) fn window(
-        &self,
-        key: &str,
-        amount: u64,
-        limit: u64,
-        win: u64,
-        mode: WindowMode,
-    ) -> WindowState {
+    pub(crate) fn window(&self, key: &str, amount: u64, limit: u64, win: u64, mode: WindowMode) -> WindowState {
         let (mut st, now) = self.lock();
         let no = now / win;
         let end = (no + 1).saturating_mul(win);
@@ -212,9 +182,7 @@ impl Memory {
             return WindowState::new(used < limit, used, limit, reset_ms);
         }
         let e = st.entry(k, now, self.max_keys, || Data::Window { no, used: 0 });
-        let Data::Window { no: eno, used } = &mut e.data else {
-            unreachable!("window key holds a window")
-        };
+        let Data::Window { no: eno, used } = &mut e.data else { unreachable!("window key holds a window") };
         if *eno != no {
             *eno = no;
             *used = 0;
@@ -238,12 +206,8 @@ impl Memory {
         let (mut st, now) = self.lock();
         st.next_id += 1;
         let id = st.next_id;
-        let e = st.entry(slots_key(key), now, self.max_keys, || {
-            Data::Slots(Vec::new())
-        });
-        let Data::Slots(slots) = &mut e.data else {
-            unreachable!("slots key holds slots")
-        };
+        let e = st.entry(slots_key(key), now, self.max_keys, || Data::Slots(Vec::new()));
+        let Data::Slots(slots) = &mut e.data else { unreachable!("slots key holds slots") };
         slots.retain(|&(_, exp)| exp > now);
         let granted = (slots.len() as u64) < limit;
         if granted {
@@ -256,11 +220,7 @@ impl Memory {
 
     pub(crate) fn release(&self, key: &str, id: u64) {
         let (mut st, _now) = self.lock();
-        if let Some(Entry {
-            data: Data::Slots(slots),
-            ..
-        }) = st.map.get_mut(&slots_key(key))
-        {
+        if let Some(Entry { data: Data::Slots(slots), .. }) = st.map.get_mut(&slots_key(key)) {
             slots.retain(|&(sid, _)| sid != id);
         }
     }
@@ -299,23 +259,13 @@ impl Memory {
     // ---- budgets ----
 
     fn budget_view(data: &mut Data, no: u64, now: u64) -> (u64, u64) {
-        let Data::Budget {
-            no: bno,
-            used,
-            holds,
-        } = data
-        else {
-            unreachable!("budget key holds a budget")
-        };
+        let Data::Budget { no: bno, used, holds } = data else { unreachable!("budget key holds a budget") };
         if *bno != no {
             *bno = no;
             *used = 0;
         }
         holds.retain(|h| h.expires > now);
-        (
-            *used,
-            holds.iter().fold(0u64, |a, h| a.saturating_add(h.amount)),
-        )
+        (*used, holds.iter().fold(0u64, |a, h| a.saturating_add(h.amount)))
     }
 
     /// Reserves `amount`: `Ok((id, state after))`, or `Err(state)` when it does not fit.
@@ -332,23 +282,14 @@ impl Memory {
         let id = st.next_id;
         let no = now / period;
         let end = (no + 1).saturating_mul(period);
-        let e = st.entry(budget_key(key, period), now, self.max_keys, || {
-            Data::Budget {
-                no,
-                used: 0,
-                holds: Vec::new(),
-            }
-        });
+        let e =
+            st.entry(budget_key(key, period), now, self.max_keys, || Data::Budget { no, used: 0, holds: Vec::new() });
         let (used, held) = Self::budget_view(&mut e.data, no, now);
         let fits = used.saturating_add(held).saturating_add(amount) <= limit;
         let mut reserved = held;
         if fits {
             if let Data::Budget { holds, .. } = &mut e.data {
-                holds.push(Hold {
-                    id,
-                    amount,
-                    expires: now.saturating_add(lease),
-                });
+                holds.push(Hold { id, amount, expires: now.saturating_add(lease) });
             }
             reserved = held.saturating_add(amount);
         }
@@ -370,17 +311,10 @@ impl Memory {
         let (mut st, now) = self.lock();
         let no = now / period;
         let end = (no + 1).saturating_mul(period);
-        let e = st.entry(budget_key(key, period), now, self.max_keys, || {
-            Data::Budget {
-                no,
-                used: 0,
-                holds: Vec::new(),
-            }
-        });
+        let e =
+            st.entry(budget_key(key, period), now, self.max_keys, || Data::Budget { no, used: 0, holds: Vec::new() });
         Self::budget_view(&mut e.data, no, now);
-        let Data::Budget { used, holds, .. } = &mut e.data else {
-            unreachable!("budget key holds a budget")
-        };
+        let Data::Budget { used, holds, .. } = &mut e.data else { unreachable!("budget key holds a budget") };
         if let Some(id) = id {
             holds.retain(|h| h.id != id);
         }
@@ -394,11 +328,7 @@ impl Memory {
     /// Frees hold `id` without charging anything.
     pub(crate) fn cancel(&self, key: &str, id: u64, period: u64) {
         let (mut st, _now) = self.lock();
-        if let Some(Entry {
-            data: Data::Budget { holds, .. },
-            ..
-        }) = st.map.get_mut(&budget_key(key, period))
-        {
+        if let Some(Entry { data: Data::Budget { holds, .. }, .. }) = st.map.get_mut(&budget_key(key, period)) {
             holds.retain(|h| h.id != id);
         }
     }
@@ -422,16 +352,7 @@ impl Memory {
     pub(crate) fn breaker_allow(&self, target: &str, cfg: BreakerMs) -> BreakerDecision {
         let (mut st, now) = self.lock();
         let k = breaker_key(target);
-        let Some(Entry {
-            data:
-                Data::Breaker {
-                    open_until,
-                    probe_until,
-                    ..
-                },
-            ..
-        }) = st.peek(&k, now)
-        else {
+        let Some(Entry { data: Data::Breaker { open_until, probe_until, .. }, .. }) = st.peek(&k, now) else {
             return BreakerDecision::Allow;
         };
         let (open_until, probe_until) = (*open_until, *probe_until);
@@ -444,11 +365,7 @@ impl Memory {
         if probe_until > now {
             return BreakerDecision::reject(probe_until - now);
         }
-        let e = st.entry(k, now, self.max_keys, || Data::Breaker {
-            fails: 0,
-            open_until: 0,
-            probe_until: 0,
-        });
+        let e = st.entry(k, now, self.max_keys, || Data::Breaker { fails: 0, open_until: 0, probe_until: 0 });
         if let Data::Breaker { probe_until, .. } = &mut e.data {
             *probe_until = now.saturating_add(cfg.probe_timeout);
         }
@@ -456,12 +373,7 @@ impl Memory {
         BreakerDecision::AllowProbe
     }
 
-    pub(crate) fn breaker_record(
-        &self,
-        target: &str,
-        success: bool,
-        cfg: BreakerMs,
-    ) -> BreakerState {
+    pub(crate) fn breaker_record(&self, target: &str, success: bool, cfg: BreakerMs) -> BreakerState {
         let (mut st, now) = self.lock();
         let k = breaker_key(target);
         if success {
@@ -477,17 +389,8 @@ impl Memory {
             }
             return BreakerState::Closed { failures: 0 };
         }
-        let e = st.entry(k, now, self.max_keys, || Data::Breaker {
-            fails: 0,
-            open_until: 0,
-            probe_until: 0,
-        });
-        let Data::Breaker {
-            fails,
-            open_until,
-            probe_until,
-        } = &mut e.data
-        else {
+        let e = st.entry(k, now, self.max_keys, || Data::Breaker { fails: 0, open_until: 0, probe_until: 0 });
+        let Data::Breaker { fails, open_until, probe_until } = &mut e.data else {
             unreachable!("breaker key holds a breaker")
         };
         if *open_until > now {
@@ -507,9 +410,7 @@ impl Memory {
     pub(crate) fn breaker_state(&self, target: &str) -> BreakerState {
         let (st, now) = self.lock();
         match st.peek(&breaker_key(target), now).map(|e| &e.data) {
-            Some(Data::Breaker {
-                fails, open_until, ..
-            }) => {
+            Some(Data::Breaker { fails, open_until, .. }) => {
                 if *open_until == 0 {
                     BreakerState::Closed { failures: *fails }
                 } else if *open_until > now {
@@ -533,10 +434,7 @@ mod tests {
 
     fn mem(max_keys: usize) -> (Memory, ManualClock) {
         let clock = ManualClock::new(T0);
-        (
-            Memory::new(Arc::new(clock.clone()), max_keys, 60_000),
-            clock,
-        )
+        (Memory::new(Arc::new(clock.clone()), max_keys, 60_000), clock)
     }
 
     #[test]
@@ -569,11 +467,7 @@ mod tests {
         for i in 0..99 {
             m.window(&format!("new{i}"), 1, 10, 1_000, Admit);
         }
-        assert_eq!(
-            m.len(),
-            99,
-            "expired entries made room; no live one evicted"
-        );
+        assert_eq!(m.len(), 99, "expired entries made room; no live one evicted");
         for i in 0..99 {
             assert!(m.contains_window(&format!("new{i}"), 1_000));
         }

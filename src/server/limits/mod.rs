@@ -185,11 +185,7 @@ pub struct BreakerConfig {
 
 impl Default for BreakerConfig {
     fn default() -> Self {
-        Self {
-            failures: 5,
-            cooldown: Duration::from_secs(30),
-            probe_timeout: Duration::from_secs(30),
-        }
+        Self { failures: 5, cooldown: Duration::from_secs(30), probe_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -219,9 +215,7 @@ pub enum BreakerDecision {
 
 impl BreakerDecision {
     fn reject(ms: u64) -> Self {
-        Self::Reject {
-            retry_after: Duration::from_millis(ms),
-        }
+        Self::Reject { retry_after: Duration::from_millis(ms) }
     }
 }
 
@@ -238,9 +232,7 @@ pub enum BreakerState {
 
 impl BreakerState {
     fn open(until_ms: u64) -> Self {
-        Self::Open {
-            until: UNIX_EPOCH + Duration::from_millis(until_ms),
-        }
+        Self::Open { until: UNIX_EPOCH + Duration::from_millis(until_ms) }
     }
 }
 
@@ -269,10 +261,7 @@ impl std::fmt::Debug for Store {
             Backend::Memory(_) => "memory",
             Backend::Redis(_) => "redis",
         };
-        f.debug_struct("Store")
-            .field("backend", &kind)
-            .field("healthy", &self.backend_healthy())
-            .finish()
+        f.debug_struct("Store").field("backend", &kind).field("healthy", &self.backend_healthy()).finish()
     }
 }
 
@@ -320,15 +309,9 @@ impl Store {
     /// crate is built with TLS). Connects once (bounded by `connect_timeout`); if Redis is
     /// unreachable the store is still returned, unhealthy, and keeps reconnecting in the
     /// background. Fails only on an invalid URL. Must be called within a Tokio runtime.
-    pub async fn redis_with(
-        url: &str,
-        fail: FailMode,
-        config: StoreConfig,
-    ) -> Result<Store, StoreError> {
+    pub async fn redis_with(url: &str, fail: FailMode, config: StoreConfig) -> Result<Store, StoreError> {
         let remote = Remote::start(url, fail, config).await?;
-        Ok(Store {
-            backend: Backend::Redis(remote),
-        })
+        Ok(Store { backend: Backend::Redis(remote) })
     }
 
     /// False while the Redis backend is unreachable (fail-open then serves from memory).
@@ -370,8 +353,7 @@ impl Store {
         limit: u64,
         window: Duration,
     ) -> Result<WindowState, StoreError> {
-        self.window_op(key, amount, limit, window, WindowMode::Admit)
-            .await
+        self.window_op(key, amount, limit, window, WindowMode::Admit).await
     }
 
     /// Adds `amount` unconditionally (usage known after the fact, e.g. tokens per minute);
@@ -383,30 +365,18 @@ impl Store {
         limit: u64,
         window: Duration,
     ) -> Result<WindowState, StoreError> {
-        self.window_op(key, amount, limit, window, WindowMode::Record)
-            .await
+        self.window_op(key, amount, limit, window, WindowMode::Record).await
     }
 
     /// The current window without adding anything; `allowed` is `used < limit`.
-    pub async fn window_peek(
-        &self,
-        key: &str,
-        limit: u64,
-        window: Duration,
-    ) -> Result<WindowState, StoreError> {
-        self.window_op(key, 0, limit, window, WindowMode::Peek)
-            .await
+    pub async fn window_peek(&self, key: &str, limit: u64, window: Duration) -> Result<WindowState, StoreError> {
+        self.window_op(key, 0, limit, window, WindowMode::Peek).await
     }
 
     /// Takes one of at most `limit` concurrent slots of `key`, or `None` when all are held.
     /// The slot is a lease: it frees itself after `lease` unless renewed, so a crashed
     /// replica's slots come back. Release it with [`Slot::release`] or by dropping it.
-    pub async fn acquire(
-        &self,
-        key: &str,
-        limit: u64,
-        lease: Duration,
-    ) -> Result<Option<Slot>, StoreError> {
+    pub async fn acquire(&self, key: &str, limit: u64, lease: Duration) -> Result<Option<Slot>, StoreError> {
         check_key(key)?;
         let lease = duration_ms(lease, "lease must be at least 1 ms")?;
         let limit = clamp(limit);
@@ -448,15 +418,13 @@ impl Store {
         let period = duration_ms(period, "period must be at least 1 ms")?;
         let (amount, limit) = (clamp(amount), clamp(limit));
         let from_memory = |m: &Arc<Memory>| {
-            m.reserve(key, amount, limit, period)
-                .ok()
-                .map(|(id, state)| Reservation {
-                    key: key.to_owned(),
-                    amount,
-                    period,
-                    state,
-                    hold: Hold::Memory(m.clone(), id),
-                })
+            m.reserve(key, amount, limit, period).ok().map(|(id, state)| Reservation {
+                key: key.to_owned(),
+                amount,
+                period,
+                state,
+                hold: Hold::Memory(m.clone(), id),
+            })
         };
         match &self.backend {
             Backend::Memory(m) => Ok(from_memory(m)),
@@ -489,25 +457,18 @@ impl Store {
                 m.settle(&r.key, Some(id), actual, r.period);
                 Ok(())
             }
-            Hold::Redis(remote, member) => {
-                match remote.settle(&r.key, &member, actual, r.period).await {
-                    Ok(_) => Ok(()),
-                    Err(e) => remote.or_fallback(e, |m| {
-                        m.settle(&r.key, None, actual, r.period);
-                    }),
-                }
-            }
+            Hold::Redis(remote, member) => match remote.settle(&r.key, &member, actual, r.period).await {
+                Ok(_) => Ok(()),
+                Err(e) => remote.or_fallback(e, |m| {
+                    m.settle(&r.key, None, actual, r.period);
+                }),
+            },
             Hold::Done => Ok(()),
         }
     }
 
     /// The budget of `key` in the current period, without reserving anything.
-    pub async fn budget(
-        &self,
-        key: &str,
-        limit: u64,
-        period: Duration,
-    ) -> Result<BudgetState, StoreError> {
+    pub async fn budget(&self, key: &str, limit: u64, period: Duration) -> Result<BudgetState, StoreError> {
         check_key(key)?;
         let period = duration_ms(period, "period must be at least 1 ms")?;
         let limit = clamp(limit);
@@ -522,11 +483,7 @@ impl Store {
 
     /// Whether a request may go to `target` now. In half-open state exactly one caller (across
     /// replicas) gets [`BreakerDecision::AllowProbe`] per `probe_timeout`.
-    pub async fn breaker_allow(
-        &self,
-        target: &str,
-        cfg: &BreakerConfig,
-    ) -> Result<BreakerDecision, StoreError> {
+    pub async fn breaker_allow(&self, target: &str, cfg: &BreakerConfig) -> Result<BreakerDecision, StoreError> {
         check_key(target)?;
         let cfg = cfg.ms();
         match &self.backend {
@@ -560,11 +517,7 @@ impl Store {
     }
 
     /// The breaker's state, for admin listings and metrics.
-    pub async fn breaker_state(
-        &self,
-        target: &str,
-        cfg: &BreakerConfig,
-    ) -> Result<BreakerState, StoreError> {
+    pub async fn breaker_state(&self, target: &str, cfg: &BreakerConfig) -> Result<BreakerState, StoreError> {
         check_key(target)?;
         let _ = cfg; // the state needs no settings today; kept for symmetry and future use
         match &self.backend {
@@ -593,10 +546,7 @@ pub struct Slot {
 
 impl std::fmt::Debug for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot")
-            .field("key", &self.key)
-            .field("in_use", &self.in_use)
-            .finish()
+        f.debug_struct("Slot").field("key", &self.key).field("in_use", &self.in_use).finish()
     }
 }
 

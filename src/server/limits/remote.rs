@@ -25,8 +25,7 @@ use tokio::sync::Notify;
 
 use super::memory::{BreakerMs, Memory};
 use super::{
-    BreakerDecision, BreakerState, BudgetState, FailMode, StoreConfig, StoreError, SystemClock,
-    WindowMode, WindowState,
+    BreakerDecision, BreakerState, BudgetState, FailMode, StoreConfig, StoreError, SystemClock, WindowMode, WindowState,
 };
 
 /// Every script starts here: effects replication (needed by Redis < 5 before `TIME` followed by
@@ -213,19 +212,12 @@ pub(crate) fn new_member() -> String {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
         );
         h.finish()
     });
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{:016x}{:x}",
-        *NONCE,
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{:016x}{:x}", *NONCE, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Errors after which the connection is dropped and the backend counts as down. Other errors
@@ -277,11 +269,7 @@ impl Drop for Remote {
 }
 
 impl Remote {
-    pub(crate) async fn start(
-        url: &str,
-        fail: FailMode,
-        cfg: StoreConfig,
-    ) -> Result<Arc<Remote>, StoreError> {
+    pub(crate) async fn start(url: &str, fail: FailMode, cfg: StoreConfig) -> Result<Arc<Remote>, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         let lease = cfg.reservation_lease.as_millis().clamp(1, u64::MAX as u128) as u64;
         let remote = Arc::new(Remote {
@@ -325,11 +313,7 @@ impl Remote {
     }
 
     /// In fail-open mode, answers from the per-process fallback; in fail-closed mode, `e`.
-    pub(crate) fn or_fallback<T>(
-        &self,
-        e: StoreError,
-        f: impl FnOnce(&Arc<Memory>) -> T,
-    ) -> Result<T, StoreError> {
+    pub(crate) fn or_fallback<T>(&self, e: StoreError, f: impl FnOnce(&Arc<Memory>) -> T) -> Result<T, StoreError> {
         match self.fail {
             FailMode::Open => Ok(f(&self.fallback)),
             FailMode::Closed => Err(e),
@@ -342,10 +326,7 @@ impl Remote {
             .set_connection_timeout(Some(self.cfg.connect_timeout))
             .set_response_timeout(Some(self.cfg.command_timeout));
         let attempt = async {
-            let mut c = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let mut c = self.client.get_multiplexed_async_connection_with_config(&config).await?;
             redis::cmd("PING").query_async::<String>(&mut c).await?;
             Ok::<_, RedisError>(c)
         };
@@ -391,10 +372,7 @@ impl Remote {
         let now = super::Clock::now_ms(&SystemClock);
         let last = self.last_command_warn.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= COMMAND_WARN_EVERY_MS
-            && self
-                .last_command_warn
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+            && self.last_command_warn.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             tracing::warn!(error = %e, "limits store: Redis command failed");
         }
@@ -408,9 +386,7 @@ impl Remote {
     {
         let live = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some((generation, conn)) = live else {
-            return Err(StoreError::Unavailable(
-                "Redis unreachable (reconnecting)".into(),
-            ));
+            return Err(StoreError::Unavailable("Redis unreachable (reconnecting)".into()));
         };
         match tokio::time::timeout(self.cfg.command_timeout, f(conn)).await {
             Ok(Ok(v)) => Ok(v),
@@ -430,12 +406,7 @@ impl Remote {
         }
     }
 
-    async fn run(
-        &self,
-        script: &'static Script,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<Vec<i64>, StoreError> {
+    async fn run(&self, script: &'static Script, keys: Vec<String>, args: Vec<String>) -> Result<Vec<i64>, StoreError> {
         self.exec(move |mut c| async move {
             let mut inv = script.prepare_invoke();
             for k in &keys {
@@ -447,9 +418,7 @@ impl Remote {
             inv.invoke_async::<redis::Value>(&mut c).await
         })
         .await
-        .and_then(|v| {
-            ints(&v).ok_or_else(|| StoreError::Backend(format!("unexpected script reply {v:?}")))
-        })
+        .and_then(|v| ints(&v).ok_or_else(|| StoreError::Backend(format!("unexpected script reply {v:?}"))))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -477,12 +446,7 @@ impl Remote {
             .run(
                 &S_WINDOW,
                 vec![window_key(key, win)],
-                vec![
-                    amount.to_string(),
-                    limit.to_string(),
-                    win.to_string(),
-                    mode.into(),
-                ],
+                vec![amount.to_string(), limit.to_string(), win.to_string(), mode.into()],
             )
             .await?;
         let [allowed, used, reset] = triple(&r)?;
@@ -498,11 +462,7 @@ impl Remote {
         member: &str,
     ) -> Result<Option<u64>, StoreError> {
         let r = self
-            .run(
-                &S_ACQUIRE,
-                vec![slots_key(key)],
-                vec![limit.to_string(), lease.to_string(), member.into()],
-            )
+            .run(&S_ACQUIRE, vec![slots_key(key)], vec![limit.to_string(), lease.to_string(), member.into()])
             .await?;
         match r.as_slice() {
             [1, n] => Ok(Some(u(*n))),
@@ -514,33 +474,15 @@ impl Remote {
     /// Best effort: if it fails the lease expires.
     pub(crate) async fn release(&self, key: &str, member: &str) {
         let (k, m) = (slots_key(key), member.to_owned());
-        let result = self
-            .exec(|mut c| async move {
-                redis::cmd("ZREM")
-                    .arg(k)
-                    .arg(m)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
+        let result =
+            self.exec(|mut c| async move { redis::cmd("ZREM").arg(k).arg(m).query_async::<i64>(&mut c).await }).await;
         if let Err(e) = result {
             tracing::debug!(error = %e, "limits store: slot release failed; its lease will expire");
         }
     }
 
-    pub(crate) async fn renew(
-        &self,
-        key: &str,
-        member: &str,
-        lease: u64,
-    ) -> Result<bool, StoreError> {
-        let r = self
-            .run(
-                &S_RENEW,
-                vec![slots_key(key)],
-                vec![lease.to_string(), member.into()],
-            )
-            .await?;
+    pub(crate) async fn renew(&self, key: &str, member: &str, lease: u64) -> Result<bool, StoreError> {
+        let r = self.run(&S_RENEW, vec![slots_key(key)], vec![lease.to_string(), member.into()]).await?;
         Ok(r.first() == Some(&1))
     }
 
@@ -558,20 +500,13 @@ impl Remote {
             .run(
                 &S_RESERVE,
                 vec![k, holds],
-                vec![
-                    amount.to_string(),
-                    limit.to_string(),
-                    period.to_string(),
-                    member.into(),
-                    lease.to_string(),
-                ],
+                vec![amount.to_string(), limit.to_string(), period.to_string(), member.into(), lease.to_string()],
             )
             .await?;
         match r.as_slice() {
-            [granted, used, reserved, reset] => Ok((
-                *granted == 1,
-                BudgetState::new(u(*used), u(*reserved), limit, u(*reset)),
-            )),
+            [granted, used, reserved, reset] => {
+                Ok((*granted == 1, BudgetState::new(u(*used), u(*reserved), limit, u(*reset))))
+            }
             _ => Err(unexpected(&r)),
         }
     }
@@ -587,30 +522,14 @@ impl Remote {
         self.budget_op(key, amount, limit, period, member).await
     }
 
-    pub(crate) async fn budget(
-        &self,
-        key: &str,
-        limit: u64,
-        period: u64,
-    ) -> Result<BudgetState, StoreError> {
+    pub(crate) async fn budget(&self, key: &str, limit: u64, period: u64) -> Result<BudgetState, StoreError> {
         Ok(self.budget_op(key, 0, limit, period, "").await?.1)
     }
 
-    pub(crate) async fn settle(
-        &self,
-        key: &str,
-        member: &str,
-        actual: u64,
-        period: u64,
-    ) -> Result<u64, StoreError> {
+    pub(crate) async fn settle(&self, key: &str, member: &str, actual: u64, period: u64) -> Result<u64, StoreError> {
         let (k, holds) = budget_keys(key, period);
-        let r = self
-            .run(
-                &S_SETTLE,
-                vec![k, holds],
-                vec![actual.to_string(), period.to_string(), member.into()],
-            )
-            .await?;
+        let r =
+            self.run(&S_SETTLE, vec![k, holds], vec![actual.to_string(), period.to_string(), member.into()]).await?;
         r.first().map(|&n| u(n)).ok_or_else(|| unexpected(&r))
     }
 
@@ -619,30 +538,16 @@ impl Remote {
         let (_, holds) = budget_keys(key, period);
         let m = member.to_owned();
         let result = self
-            .exec(|mut c| async move {
-                redis::cmd("ZREM")
-                    .arg(holds)
-                    .arg(m)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
+            .exec(|mut c| async move { redis::cmd("ZREM").arg(holds).arg(m).query_async::<i64>(&mut c).await })
             .await;
         if let Err(e) = result {
             tracing::debug!(error = %e, "limits store: reservation cancel failed; its lease will expire");
         }
     }
 
-    pub(crate) async fn breaker_allow(
-        &self,
-        target: &str,
-        cfg: BreakerMs,
-    ) -> Result<BreakerDecision, StoreError> {
+    pub(crate) async fn breaker_allow(&self, target: &str, cfg: BreakerMs) -> Result<BreakerDecision, StoreError> {
         let r = self
-            .run(
-                &S_BREAKER_ALLOW,
-                vec![breaker_key(target)],
-                vec![cfg.probe_timeout.to_string(), cfg.ttl.to_string()],
-            )
+            .run(&S_BREAKER_ALLOW, vec![breaker_key(target)], vec![cfg.probe_timeout.to_string(), cfg.ttl.to_string()])
             .await?;
         match r.as_slice() {
             [0, _] => Ok(BreakerDecision::Allow),
@@ -674,18 +579,14 @@ impl Remote {
     }
 
     pub(crate) async fn breaker_state(&self, target: &str) -> Result<BreakerState, StoreError> {
-        let r = self
-            .run(&S_BREAKER_STATE, vec![breaker_key(target)], vec![])
-            .await?;
+        let r = self.run(&S_BREAKER_STATE, vec![breaker_key(target)], vec![]).await?;
         breaker_state_of(&r)
     }
 }
 
 fn breaker_state_of(r: &[i64]) -> Result<BreakerState, StoreError> {
     match r {
-        [0, fails] => Ok(BreakerState::Closed {
-            failures: u32::try_from(*fails).unwrap_or(u32::MAX),
-        }),
+        [0, fails] => Ok(BreakerState::Closed { failures: u32::try_from(*fails).unwrap_or(u32::MAX) }),
         [1, _] => Ok(BreakerState::HalfOpen),
         [2, until] => Ok(BreakerState::open(u(*until))),
         _ => Err(unexpected(r)),
