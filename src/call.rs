@@ -13,7 +13,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
 
 use crate::error::{Cause, Error};
-use crate::expr::Scope;
+use crate::expr::{Ctx, Scope};
 use crate::plan::errors::Guard;
 use crate::plan::template::TemplateVars;
 use crate::plan::{env_prefix, Auth, Endpoint, EndpointPlan, Policy, Provider, Secret};
@@ -55,7 +55,7 @@ pub struct Call {
     stream: bool,
     include_usage: bool,
     /// `$ctx`: model, provider, stream, include_usage, id, created, vars.
-    ctx: Value,
+    ctx: Ctx,
     /// The canonical request as sent (after parameter policies): `$request` in answers.
     request: Value,
     dropped: Vec<String>,
@@ -92,21 +92,24 @@ impl Call {
         }
         let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
         let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let mut ctx = Map::with_capacity(8);
-        ctx.insert("provider".into(), Value::String(provider.id.clone()));
-        ctx.insert("model".into(), Value::String(model.clone()));
-        ctx.insert("stream".into(), Value::Bool(stream));
-        ctx.insert("include_usage".into(), Value::Bool(include_usage));
-        ctx.insert("id".into(), Value::String(format!("chatcmpl-{}", unique_id())));
-        ctx.insert("created".into(), Value::from(created));
-        ctx.insert("vars".into(), provider.vars_value.clone());
+        let ctx = Ctx {
+            provider: Arc::clone(&provider.id_value),
+            model: Value::String(model.clone()),
+            stream: Value::Bool(stream),
+            include_usage: Value::Bool(include_usage),
+            id: Value::Null,
+            created: Value::from(created),
+            vars: Arc::clone(&provider.vars_value),
+            status: Value::Null,
+            headers: Value::Null,
+        };
         Ok(Call {
             provider,
             endpoint,
             model,
             stream,
             include_usage,
-            ctx: Value::Object(ctx),
+            ctx,
             request: Value::Null,
             dropped: Vec::new(),
             limits: StreamLimits::default(),
@@ -114,15 +117,16 @@ impl Call {
         })
     }
 
-    /// The completion id answers carry when the upstream gives none (default `chatcmpl-<random>`).
+    /// The completion id answers carry when the upstream gives none (default `chatcmpl-<random>`,
+    /// made when the request is built).
     pub fn with_id(mut self, id: impl Into<String>) -> Call {
-        self.ctx["id"] = Value::String(id.into());
+        self.ctx.id = Value::String(id.into());
         self
     }
 
     /// The `created` time of answers, in Unix seconds (default: now).
     pub fn with_created(mut self, created: u64) -> Call {
-        self.ctx["created"] = Value::from(created);
+        self.ctx.created = Value::from(created);
         self
     }
 
@@ -176,6 +180,9 @@ impl Call {
                     fields.insert(k.clone(), v.clone());
                 }
             }
+        }
+        if self.ctx.id.is_null() {
+            self.ctx.id = Value::String(format!("chatcmpl-{}", unique_id()));
         }
         let provider = Arc::clone(&self.provider);
         let ep = provider.endpoint(self.endpoint).expect("Call::new checked the endpoint");
@@ -296,8 +303,8 @@ impl Call {
         let upstream: Value =
             serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
         let mut ctx = self.ctx.clone();
-        ctx["status"] = Value::from(status);
-        ctx["headers"] = Value::Object(
+        ctx.status = Value::from(status);
+        ctx.headers = Value::Object(
             headers
                 .iter()
                 .filter_map(|(k, v)| Some((k.as_str().to_string(), Value::String(v.to_str().ok()?.to_string()))))
@@ -329,8 +336,8 @@ impl Call {
             return None;
         }
         let plan = self.plan().stream.clone()?;
-        let id = self.ctx["id"].as_str().unwrap_or_default();
-        let created = self.ctx["created"].as_u64().unwrap_or(0);
+        let id = self.ctx.id.as_str().unwrap_or_default();
+        let created = self.ctx.created.as_u64().unwrap_or(0);
         Some(StreamTranslator::new(plan, self.ctx.clone(), id, &self.model, created, self.include_usage, self.limits))
     }
 }
@@ -346,7 +353,7 @@ fn retry_after(headers: &HeaderMap) -> Option<std::time::Duration> {
 }
 
 /// Apply the endpoint's parameter policies to the canonical request (fields in name order).
-fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Value, ctx: &Value) -> Result<Vec<String>, Error> {
+fn apply_params(ep: &EndpointPlan, provider: &str, body: &mut Value, ctx: &Ctx) -> Result<Vec<String>, Error> {
     // First decide, reading only: most requests need no change and allocate nothing here.
     let mut drop = Vec::new();
     let mut renames = Vec::new();

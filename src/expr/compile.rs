@@ -174,6 +174,10 @@ impl<'a> Compiler<'a> {
         match &spec.0 {
             Node::Path(text) => self.path(text),
             Node::Const(v) => Expr::Const(v.clone()),
+            // A template that reads nothing is a constant, built once.
+            Node::List(_) | Node::Object(_) if spec.constant().is_some() => {
+                Expr::Const(spec.constant().expect("checked"))
+            }
             Node::List(items) => {
                 Expr::List(items.iter().enumerate().map(|(i, e)| self.sub(e, &i.to_string())).collect())
             }
@@ -217,6 +221,12 @@ impl<'a> Compiler<'a> {
         match Path::parse(&format!("${tail}")) {
             Ok(path) => {
                 self.note_read(&source, &path);
+                // `$ctx.<field>...` reads the field in place; the rest of the path applies to it.
+                if let (Source::Ctx, Some((first, rest))) = (&source, path.split_first_key()) {
+                    if let Some(field) = super::CtxField::named(&first) {
+                        return Expr::Path(Source::CtxField(field), rest);
+                    }
+                }
                 Expr::Path(source, path)
             }
             Err(e) => self.problem("", ProblemKind::InvalidPath, e),

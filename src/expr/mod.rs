@@ -6,6 +6,7 @@
 //! the mapping JSON Schema and the operation table of `docs/mappings.md` are generated.
 
 mod compile;
+mod ctx;
 pub(crate) mod glob;
 mod ops;
 pub(crate) mod path;
@@ -18,6 +19,8 @@ use std::fmt;
 use serde_json::Value;
 
 pub(crate) use compile::{escape, Compiler, Defs, Reads};
+pub use ctx::Ctx;
+pub(crate) use ctx::CtxField;
 use path::Path;
 pub use spec::ExprSpec;
 pub(crate) use spec::{DefSpec, Node};
@@ -29,8 +32,10 @@ pub(crate) enum Source {
     Current,
     /// `$root`: the document the whole transform started from.
     Root,
-    /// `$ctx`: facts about the call (model, stream, status, id, created, ...).
+    /// `$ctx`: facts about the call, as a whole object.
     Ctx,
+    /// `$ctx.<field>`: one fact, read in place.
+    CtxField(CtxField),
     /// `$state`: the per-stream state.
     State,
     /// `$index`: the position of the current item inside `$each`.
@@ -70,7 +75,7 @@ pub(crate) struct Frame<'s> {
 pub(crate) struct Scope<'s> {
     pub current: &'s Value,
     pub root: &'s Value,
-    pub ctx: &'s Value,
+    pub ctx: &'s Ctx,
     pub state: &'s Value,
     pub request: &'s Value,
     pub index: Option<usize>,
@@ -81,7 +86,7 @@ static NULL: Value = Value::Null;
 
 impl<'s> Scope<'s> {
     /// A scope over a document, with call facts and stream state.
-    pub fn new(root: &'s Value, ctx: &'s Value, state: &'s Value) -> Scope<'s> {
+    pub fn new(root: &'s Value, ctx: &'s Ctx, state: &'s Value) -> Scope<'s> {
         Scope { current: root, root, ctx, state, request: &NULL, index: None, frame: None }
     }
 
@@ -146,7 +151,11 @@ impl Expr {
                 let base: &'s Value = match source {
                     Source::Current => scope.current,
                     Source::Root => scope.root,
-                    Source::Ctx => scope.ctx,
+                    Source::CtxField(f) => scope.ctx.field(*f),
+                    Source::Ctx => {
+                        let whole = scope.ctx.to_value();
+                        return path.apply(&whole).map(|v| Cow::Owned(v.into_owned()));
+                    }
                     Source::State => scope.state,
                     Source::Request => scope.request,
                     Source::Index => {
@@ -202,7 +211,7 @@ pub(crate) fn key_text(v: &Value) -> Option<Cow<'_, str>> {
 pub(crate) mod testing {
     use serde_json::Value;
 
-    use super::{Compiler, Defs, Expr, Reads, Scope};
+    use super::{Compiler, Ctx, Defs, Expr, Reads, Scope};
     use crate::error::Problem;
 
     pub fn compile(transform: Value) -> Result<Expr, Vec<Problem>> {
@@ -221,7 +230,7 @@ pub(crate) mod testing {
     /// Run `transform` on `input`; `None` is absent.
     pub fn run(transform: Value, input: Value) -> Option<Value> {
         let expr = compile(transform).unwrap_or_else(|p| panic!("does not compile: {p:?}"));
-        expr.eval_owned(&Scope::new(&input, &Value::Null, &Value::Null))
+        expr.eval_owned(&Scope::new(&input, &Ctx::default(), &Value::Null))
     }
 
     /// The messages of the problems `transform` has.

@@ -195,6 +195,21 @@ impl Path {
         })
     }
 
+    /// A plain chain's first member name and the rest of the chain.
+    pub fn split_first_key(&self) -> Option<(String, Path)> {
+        match self {
+            Path::Steps(steps) => match steps.split_first() {
+                Some((Step::Key(k), rest)) => Some((k.clone(), Path::Steps(rest.to_vec()))),
+                _ => None,
+            },
+            Path::Nodes(steps) => match steps.split_first() {
+                Some((QStep::Key(k), rest)) => Some((k.clone(), Path::Nodes(rest.to_vec()))),
+                _ => None,
+            },
+            Path::Query(_) => None,
+        }
+    }
+
     /// The first member name read from the value, when it is known statically.
     /// `None` means the path may read any member (the whole value, or a wildcard).
     pub fn first_key(&self) -> Option<String> {

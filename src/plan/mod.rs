@@ -55,7 +55,9 @@ pub struct Provider {
     pub(crate) client_key_pass: ClientKeyPass,
     pub(crate) vars: Vec<(String, String)>,
     /// `vars` as the JSON object transforms see in `$ctx.vars`, built once.
-    pub(crate) vars_value: Value,
+    pub(crate) vars_value: Arc<Value>,
+    /// The id as transforms see it in `$ctx.provider`, built once.
+    pub(crate) id_value: Arc<Value>,
     pub(crate) patterns: Vec<Glob>,
     pub(crate) models: Vec<String>,
     pub(crate) prices: price::Prices,
@@ -295,9 +297,10 @@ pub(crate) fn compile_provider(
     if !p.is_empty() {
         return Err(p);
     }
-    let vars_value = Value::Object(vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
+    let vars_value = Arc::new(Value::Object(vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()));
     Ok(Provider {
         vars_value,
+        id_value: Arc::new(Value::String(id.to_string())),
         is_abstract: file.is_abstract,
         id: id.to_string(),
         name: file.name,

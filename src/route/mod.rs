@@ -258,7 +258,7 @@ impl Router {
             r.patterns.iter().any(|g| g.matches(facts.model))
                 && r.when.as_ref().is_none_or(|w| {
                     let v = fact_value.as_ref().expect("built when a route has a condition");
-                    w.holds(&Scope::new(v, &Value::Null, &Value::Null).with_request(facts.body))
+                    w.holds(&Scope::new(v, &crate::expr::Ctx::default(), &Value::Null).with_request(facts.body))
                 })
         });
         let Some(route) = route else { return self.unrouted(engine, facts) };

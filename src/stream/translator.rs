@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{decoder, Event, Framing, StreamLimits};
 use crate::error::{Cause, Error};
-use crate::expr::Scope;
+use crate::expr::{Ctx, Scope};
 use crate::plan::stream::{Action, StreamPlan};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -32,7 +32,7 @@ pub struct StreamTranslator {
     decoder: Box<dyn Framing>,
     events: Vec<Event>,
     state: Value,
-    ctx: Value,
+    ctx: Ctx,
     created: u64,
     include_usage: bool,
     limits: StreamLimits,
@@ -55,7 +55,7 @@ impl StreamTranslator {
     /// `ctx` is the call's `$ctx`; `id` and `model` seed the state that names every chunk.
     pub(crate) fn new(
         plan: Arc<StreamPlan>,
-        ctx: Value,
+        ctx: Ctx,
         id: &str,
         model: &str,
         created: u64,
@@ -196,8 +196,9 @@ impl StreamTranslator {
             out.extend_from_slice(ev.data.as_bytes());
             out.extend_from_slice(b"\n\n");
             self.content_started = true;
-            // Only a chunk that mentions usage is parsed: the others pass through untouched.
-            if ev.data.contains("\"usage\"") {
+            // Only a chunk that carries a usage object is parsed (OpenAI's chunks say
+            // `"usage":null` until the last): the others pass through untouched.
+            if carries_usage(&ev.data) {
                 if let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&ev.data) {
                     if let Some(u) = chunk.remove("usage").filter(Value::is_object) {
                         self.usage = Some(u);
@@ -363,9 +364,30 @@ impl StreamTranslator {
     }
 }
 
+/// Whether JSON text has a `"usage"` member whose value is an object.
+fn carries_usage(data: &str) -> bool {
+    data.match_indices("\"usage\"").any(|(at, m)| {
+        let rest = data[at + m.len()..].trim_start();
+        rest.strip_prefix(':').is_some_and(|r| r.trim_start().starts_with('{'))
+    })
+}
+
 fn write_frame(out: &mut BytesMut, v: &Value) {
     let mut w = out.writer();
     let _ = w.write_all(b"data: ");
     let _ = serde_json::to_writer(&mut w, v);
     let _ = w.write_all(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_usage;
+
+    #[test]
+    fn only_a_usage_object_counts() {
+        assert!(carries_usage(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#));
+        assert!(carries_usage(r#"{"usage" : { "x": 1 }}"#));
+        assert!(!carries_usage(r#"{"choices":[{"delta":{"content":"usage"}}],"usage":null}"#));
+        assert!(!carries_usage(r#"{"text":"the \"usage\" word"}"#));
+    }
 }

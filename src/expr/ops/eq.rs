@@ -4,6 +4,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::expr::registry::{OpSpec, Operation};
+use serde_json::Value;
+
 use crate::expr::{boolean, Compiler, Expr, ExprSpec, Op, Out, Scope};
 
 /// True when both values are equal (absent equals only absent).
@@ -23,16 +25,36 @@ impl Operation for Spec {
 impl OpSpec for Spec {
     fn compile(&self, c: &mut Compiler<'_>) -> Expr {
         let [a, b] = &self.pair;
-        Expr::op(Eq(c.sub(a, "$eq/0"), c.sub(b, "$eq/1")))
+        Expr::op(Eq::new(c.sub(a, "$eq/0"), c.sub(b, "$eq/1")))
     }
 }
 
+/// Two values compared; a constant side is compared in place, never copied.
 #[derive(Debug)]
-pub(super) struct Eq(pub Expr, pub Expr);
+pub(super) enum Eq {
+    Both(Expr, Expr),
+    WithConst(Expr, Value),
+}
+
+impl Eq {
+    pub fn new(a: Expr, b: Expr) -> Eq {
+        match (a, b) {
+            (e, Expr::Const(v)) | (Expr::Const(v), e) => Eq::WithConst(e, v),
+            (a, b) => Eq::Both(a, b),
+        }
+    }
+
+    pub fn holds(&self, scope: &Scope<'_>) -> bool {
+        match self {
+            Eq::Both(a, b) => a.eval(scope) == b.eval(scope),
+            Eq::WithConst(e, v) => e.eval(scope).is_some_and(|x| *x == *v),
+        }
+    }
+}
 
 impl Op for Eq {
     fn eval<'s>(&self, scope: &Scope<'s>) -> Out<'s> {
-        boolean(self.0.eval(scope) == self.1.eval(scope))
+        boolean(self.holds(scope))
     }
 }
 

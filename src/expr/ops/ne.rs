@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::eq::Eq;
 use crate::expr::registry::{OpSpec, Operation};
-use crate::expr::{boolean, truthy, Compiler, Expr, ExprSpec, Op, Out, Scope};
+use crate::expr::{boolean, Compiler, Expr, ExprSpec, Op, Out, Scope};
 
 /// True when the values differ (the negation of `$eq`).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -24,7 +24,7 @@ impl Operation for Spec {
 impl OpSpec for Spec {
     fn compile(&self, c: &mut Compiler<'_>) -> Expr {
         let [a, b] = &self.pair;
-        Expr::op(Ne(Eq(c.sub(a, "$ne/0"), c.sub(b, "$ne/1"))))
+        Expr::op(Ne(Eq::new(c.sub(a, "$ne/0"), c.sub(b, "$ne/1"))))
     }
 }
 
@@ -33,7 +33,7 @@ struct Ne(Eq);
 
 impl Op for Ne {
     fn eval<'s>(&self, scope: &Scope<'s>) -> Out<'s> {
-        boolean(!truthy(self.0.eval(scope).as_deref()))
+        boolean(!self.0.holds(scope))
     }
 }
 

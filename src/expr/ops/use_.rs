@@ -94,7 +94,7 @@ mod tests {
 
     use serde_json::{json, Value};
 
-    use crate::expr::{Compiler, DefSpec, Defs, Reads, Scope};
+    use crate::expr::{Compiler, Ctx, DefSpec, Defs, Reads, Scope};
 
     fn run_with_defs(defs: Value, transform: Value, input: Value) -> Result<Option<Value>, Vec<String>> {
         let defs: BTreeMap<String, DefSpec> = serde_json::from_value(defs).unwrap();
@@ -106,7 +106,7 @@ mod tests {
         if !problems.is_empty() {
             return Err(problems.into_iter().map(|p| format!("{}: {}", p.pointer, p.message)).collect());
         }
-        Ok(expr.eval_owned(&Scope::new(&input, &Value::Null, &Value::Null)))
+        Ok(expr.eval_owned(&Scope::new(&input, &Ctx::default(), &Value::Null)))
     }
 
     #[test]
