@@ -146,6 +146,18 @@ struct Load {
     p99: f64,
     rps: f64,
     ok: f64,
+    /// Requests completed.
+    done: f64,
+}
+
+/// CPU time (user + system) a process has used, in microseconds (clock ticks of 10 ms).
+fn cpu_us(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) are space-separated.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10_000.0)
 }
 
 fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: &[String]) -> Option<Load> {
@@ -175,6 +187,7 @@ fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: 
         p99: pct("p99"),
         rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
         ok: v["summary"]["successRate"].as_f64().unwrap_or(0.0) * 100.0,
+        done: v["summary"]["total"].as_f64().unwrap_or(0.0) * v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
     })
 }
 
@@ -404,6 +417,34 @@ async fn main() {
         ));
     }
 
+    // The same gateway behind a route: two weighted targets and a fallback, to show what the
+    // routing layer costs over the plain path above.
+    let routed_cfg = std::env::temp_dir().join("lightport-bench-routes.yaml");
+    std::fs::write(
+        &routed_cfg,
+        format!(
+            "targets:\n  a: {{ provider: openai, model: gpt-4o-mini, base_url: \"{mock_url}/v1\" }}\n  b: {{ provider: openai, model: gpt-4o-mini, base_url: \"{mock_url}/v1\" }}\n  ca: {{ provider: anthropic, model: claude-sonnet-4-5, base_url: \"{mock_url}\" }}\n  cb: {{ provider: anthropic, model: claude-sonnet-4-5, base_url: \"{mock_url}\" }}\nroutes:\n  - {{ name: ab, model: routed-openai, split: [{{ target: a, weight: 50 }}, {{ target: b, weight: 50 }}] }}\n  - {{ name: cab, model: routed-anthropic, split: [{{ target: ca, weight: 50 }}, {{ target: cb, weight: 50 }}] }}\n"
+        ),
+    )
+    .unwrap();
+    let mut routed_args = vec!["serve", "--listen", "127.0.0.1:19201", "--config"];
+    routed_args.push(routed_cfg.to_str().unwrap());
+    let lpr = spawn("lightport (routed)", "0", &release.join("lightport"), &routed_args, &env, None);
+    if wait_ready(&client, "http://127.0.0.1:19201/health", "lightport (routed)", Duration::from_secs(10)).await {
+        let pid = lpr.0.id();
+        targets.push((
+            Target {
+                name: "Lightport, routed (2-arm split + fallback)".into(),
+                url: "http://127.0.0.1:19201".into(),
+                headers: vec![],
+                pid: Some(pid),
+                route: |s| (vec![], if s == "anthropic" { "routed-anthropic".into() } else { "routed-openai".into() }),
+                direct: false,
+            },
+            Some(lpr),
+        ));
+    }
+
     let litellm = peers.join("venv/bin/litellm");
     if a.peers && litellm.is_file() {
         let cfg = std::env::temp_dir().join("lightport-bench-litellm.yaml");
@@ -488,7 +529,7 @@ async fn main() {
     let d = format!("{}s", a.duration);
     let mock_pid = _mock.0.id();
     for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
-        report.push_str(&format!("### Non-stream, {label}\n\n| target | p50 | p90 | p99 | p50 added | p99 added | p99 ratio | max req/s ({} conns) | errors |\n|---|---|---|---|---|---|---|---|---|\n", a.connections));
+        report.push_str(&format!("### Non-stream, {label}\n\n| target | p50 | p90 | p99 | p50 added | p99 added | p99 ratio | max req/s ({} conns) | CPU µs / request | errors |\n|---|---|---|---|---|---|---|---|---|---|\n", a.connections));
         let mut base: Option<Load> = None;
         for (t, _) in &targets {
             let (url, headers, body) = request(t, scenario, false);
@@ -517,10 +558,15 @@ async fn main() {
             if let Some(pid) = t.pid {
                 pin(pid, "0");
             }
+            let cpu_before = t.pid.and_then(cpu_us);
             let max =
                 oha("1", &url, &body, &headers, &["-z".into(), d.clone(), "-c".into(), a.connections.to_string()]);
+            let cpu_per_request = match (cpu_before, t.pid.and_then(cpu_us), &max) {
+                (Some(b), Some(e), Some(m)) if m.done > 0.0 => format!("{:.0}", (e - b) / m.done),
+                _ => "-".into(),
+            };
             let (Some(f), Some(m)) = (fixed, max) else {
-                report.push_str(&format!("| {} | failed to run | | | | | | | |\n", t.name));
+                report.push_str(&format!("| {} | failed to run | | | | | | | | |\n", t.name));
                 continue;
             };
             let (add50, add99, ratio) = match &base {
@@ -528,7 +574,7 @@ async fn main() {
                 None => ("-".into(), "-".into(), "1.00x".into()),
             };
             report.push_str(&format!(
-                "| {} | {} | {} | {} | {add50} | {add99} | {ratio} | {:.0} | {:.2}% |\n",
+                "| {} | {} | {} | {} | {add50} | {add99} | {ratio} | {:.0} | {cpu_per_request} | {:.2}% |\n",
                 t.name,
                 us(f.p50),
                 us(f.p90),

@@ -61,6 +61,9 @@ pub struct Call {
     dropped: Vec<String>,
     limits: StreamLimits,
     overrides: Option<Arc<Overrides>>,
+    /// The client's key, when the request carried it upstream: redacted from any upstream text
+    /// passed on (the gateway's own keys are redacted from the plan).
+    client_key_sent: Option<Secret>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -84,6 +87,11 @@ impl Call {
                 .with_code("unsupported_endpoint")
         })?;
         let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
+        // A model name is a path segment in many APIs: `.` and `..` would move the path (URL
+        // parsers treat them, percent-encoded or not, as dot segments).
+        if model == "." || model == ".." {
+            return Err(Error::invalid(format!("'{model}' is not a model name")).with_param("model"));
+        }
         let stream = endpoint == Endpoint::Chat && body.get("stream").and_then(Value::as_bool).unwrap_or(false);
         if stream && ep.stream.is_none() {
             return Err(
@@ -114,6 +122,7 @@ impl Call {
             dropped: Vec::new(),
             limits: StreamLimits::default(),
             overrides: None,
+            client_key_sent: None,
         })
     }
 
@@ -217,6 +226,9 @@ impl Call {
         let client_key = client_key.filter(|k| !k.is_empty());
         let own_key = overrides.as_ref().and_then(|o| o.key.as_ref()).or(provider.key.as_ref());
         let key = own_key.map(|s| s.0.as_str()).or(client_key.filter(|k| provider.accepts_client_key(k)));
+        if own_key.is_none() {
+            self.client_key_sent = key.map(|k| Secret(k.to_string()));
+        }
         let mut headers = HeaderMap::with_capacity(provider.headers.len() + ep.headers.len() + 2);
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match (&provider.auth, key) {
@@ -327,6 +339,22 @@ impl Call {
             Cause::Upstream(status),
         );
         error.retry_after = retry_after(headers);
+        // An upstream that echoes the credential must not hand it to the client.
+        let keys = [
+            self.provider.key.as_ref(),
+            self.overrides.as_ref().and_then(|o| o.key.as_ref()),
+            self.client_key_sent.as_ref(),
+        ];
+        for key in keys.into_iter().flatten().filter(|k| k.0.len() >= 8) {
+            for text in [Some(&mut error.message), error.code.as_mut(), error.param.as_mut(), Some(&mut error.kind)]
+                .into_iter()
+                .flatten()
+            {
+                if text.contains(&key.0) {
+                    *text = text.replace(&key.0, "[redacted]");
+                }
+            }
+        }
         error
     }
 

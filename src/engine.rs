@@ -29,8 +29,15 @@ pub fn builtin_sources() -> Vec<SourceFile> {
         .collect()
 }
 
-/// The `.yaml`/`.yml` files of a directory, or one file.
-pub fn read_sources(path: &Path) -> std::io::Result<Vec<SourceFile>> {
+/// The largest mapping file read, in bytes (the largest built-in one is about 25 KB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The most mapping files read from a directory.
+pub const MAX_FILES: usize = 1000;
+
+/// The `.yaml`/`.yml` files of a directory, or one file. Only regular files are read (a FIFO,
+/// a device, a dangling link is reported and skipped), each at most [`MAX_FILE_BYTES`], at most
+/// [`MAX_FILES`] of them; the problems come back beside the files, which load normally.
+pub fn read_sources(path: &Path) -> std::io::Result<(Vec<SourceFile>, Vec<LoadError>)> {
     let mut files: Vec<PathBuf> = if path.is_dir() {
         std::fs::read_dir(path)?
             .filter_map(Result::ok)
@@ -41,16 +48,47 @@ pub fn read_sources(path: &Path) -> std::io::Result<Vec<SourceFile>> {
         vec![path.to_path_buf()]
     };
     files.sort();
-    files
-        .into_iter()
-        .map(|f| {
-            Ok(SourceFile {
-                id: f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-                text: std::fs::read_to_string(&f)?,
-                path: f.display().to_string(),
-            })
-        })
-        .collect()
+    let mut problems = Vec::new();
+    let problem = |f: &Path, message: String| LoadError {
+        file: f.display().to_string(),
+        line: 1,
+        kind: crate::error::ProblemKind::Io,
+        message,
+        id: f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+    };
+    if files.len() > MAX_FILES {
+        problems.push(problem(path, format!("more than {MAX_FILES} mapping files: the rest are not read")));
+        files.truncate(MAX_FILES);
+    }
+    let mut sources = Vec::with_capacity(files.len());
+    for f in files {
+        // `metadata` follows links: what is read is what the link points at.
+        match std::fs::metadata(&f) {
+            Err(e) => problems.push(problem(&f, format!("cannot read it: {e}"))),
+            Ok(m) if !m.is_file() => problems.push(problem(&f, "not a regular file: skipped".into())),
+            Ok(m) if m.len() > MAX_FILE_BYTES => {
+                problems.push(problem(&f, format!("larger than {MAX_FILE_BYTES} bytes: skipped")))
+            }
+            Ok(_) => {
+                use std::io::Read as _;
+                let mut text = String::new();
+                let read =
+                    std::fs::File::open(&f).and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text));
+                match read {
+                    Err(e) => problems.push(problem(&f, format!("cannot read it: {e}"))),
+                    Ok(n) if n as u64 > MAX_FILE_BYTES => {
+                        problems.push(problem(&f, format!("larger than {MAX_FILE_BYTES} bytes: skipped")))
+                    }
+                    Ok(_) => sources.push(SourceFile {
+                        id: f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                        text,
+                        path: f.display().to_string(),
+                    }),
+                }
+            }
+        }
+    }
+    Ok((sources, problems))
 }
 
 /// Built-in sources, overridden and extended by `own` (by id).
@@ -92,11 +130,17 @@ impl Engine {
     /// The built-in mappings plus the files of `dir` (which add to or replace them, by id),
     /// with the process environment.
     pub fn from_dir(dir: Option<&Path>, previous: Option<&Engine>) -> std::io::Result<(Engine, Vec<LoadError>)> {
-        let own = match dir {
+        let (own, mut problems) = match dir {
             Some(d) => read_sources(d)?,
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
-        Ok(Engine::load(&with_builtin(own), &|k| std::env::var(k).ok(), previous))
+        let (mut engine, errors) = Engine::load(&with_builtin(own), &|k| std::env::var(k).ok(), previous);
+        // A file that could not be read keeps its last good plan too.
+        if let Some(prev) = previous {
+            engine.keep(prev, problems.iter().map(|p| p.id.as_str()));
+        }
+        problems.extend(errors);
+        Ok((engine, problems))
     }
 
     /// Compile `sources`, reading keys, base URLs and vars through `env`. A file with problems
@@ -116,19 +160,32 @@ impl Engine {
     pub fn load(sources: &[SourceFile], env: EnvLookup<'_>, previous: Option<&Engine>) -> (Engine, Vec<LoadError>) {
         let (plans, errors) = load(sources, env);
         let mut providers: Vec<Arc<Provider>> = plans.into_iter().map(Arc::new).collect();
+        providers.retain(|p| !p.is_abstract);
+        let mut engine = Engine { providers, by_id: HashMap::new() };
+        engine.index();
         if let Some(prev) = previous {
-            for e in &errors {
-                if let Some(old) = prev.by_id.get(&e.id) {
-                    if !providers.iter().any(|p| p.id == e.id) {
-                        providers.push(Arc::clone(old));
-                    }
-                }
+            engine.keep(prev, errors.iter().map(|e| e.id.as_str()));
+        }
+        (engine, errors)
+    }
+
+    fn index(&mut self) {
+        self.providers.sort_by(|a, b| a.id.cmp(&b.id));
+        self.by_id = self.providers.iter().map(|p| (p.id.clone(), Arc::clone(p))).collect();
+    }
+
+    /// Keep `previous`'s plans of these files (that failed to load now).
+    fn keep<'a>(&mut self, previous: &Engine, ids: impl Iterator<Item = &'a str>) {
+        let mut kept = false;
+        for id in ids {
+            if let (Some(old), false) = (previous.by_id.get(id), self.by_id.contains_key(id)) {
+                self.providers.push(Arc::clone(old));
+                kept = true;
             }
         }
-        providers.retain(|p| !p.is_abstract);
-        providers.sort_by(|a, b| a.id.cmp(&b.id));
-        let by_id = providers.iter().map(|p| (p.id.clone(), Arc::clone(p))).collect();
-        (Engine { providers, by_id }, errors)
+        if kept {
+            self.index();
+        }
     }
 
     /// Every provider, by id.

@@ -163,7 +163,9 @@ fn main() -> ExitCode {
         }
         Command::Providers { mappings, write } => match mappings.as_deref().map(read_sources).transpose() {
             Ok(own) => {
-                let (engine, errors) = Engine::load(&with_builtin(own.unwrap_or_default()), &|_| None, None);
+                let (own, mut errors) = own.unwrap_or_default();
+                let (engine, more) = Engine::load(&with_builtin(own), &|_| None, None);
+                errors.extend(more);
                 for e in &errors {
                     eprintln!("{e}");
                 }
@@ -375,10 +377,17 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>, config: Option<PathBu
         _ => paths,
     };
     let mut own: Vec<SourceFile> = Vec::new();
+    let mut read_problems = 0;
     let mut roots: Vec<PathBuf> = extra_vectors;
     for p in &paths {
         match read_sources(p) {
-            Ok(files) => own.extend(files),
+            Ok((files, problems)) => {
+                for e in &problems {
+                    println!("{e}");
+                }
+                read_problems += problems.len();
+                own.extend(files);
+            }
             Err(e) => {
                 eprintln!("{}: {e}", p.display());
                 return ExitCode::from(2);
@@ -433,7 +442,7 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>, config: Option<PathBu
             }
         }
     }
-    let problems = errors.len() + failures.len() + config_problems;
+    let problems = read_problems + errors.len() + failures.len() + config_problems;
     eprintln!(
         "checked {} mapping file(s){}, ran {ran} vector(s): {}",
         own.len(),

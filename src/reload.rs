@@ -70,11 +70,63 @@ impl Sources {
         Ok(router)
     }
 
+    /// Wait (bounded) until the watched files stop changing: a file rewritten in place is
+    /// seen while it is half written, and half a mapping can be a valid, different mapping.
+    fn settle(&self) {
+        let snapshot = || -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+            let mut files: Vec<PathBuf> = self
+                .mappings
+                .iter()
+                .filter_map(|d| std::fs::read_dir(d).ok())
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect();
+            files.extend(self.config.iter().cloned());
+            files.sort();
+            files
+                .into_iter()
+                .map(|f| {
+                    let m = std::fs::metadata(&f).ok();
+                    let (len, mtime) = (m.as_ref().map_or(0, |m| m.len()), m.and_then(|m| m.modified().ok()));
+                    (f, len, mtime)
+                })
+                .collect()
+        };
+        let mut before = snapshot();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = snapshot();
+            if now == before {
+                return;
+            }
+            before = now;
+        }
+        tracing::warn!(target: "lightport::reload", "files are still changing after 2 s: loading them as they are");
+    }
+
     /// Reload both, keeping what was good: a file with problems keeps its last good plan, a
     /// config with problems the last good config.
     pub fn reload(&self, engine: &ArcSwap<Engine>, router: &ArcSwap<Router>) {
+        self.settle();
         let prev = engine.load_full();
         let (next, problems) = self.engine(Some(&prev));
+        // Where a provider's requests (and keys) go is worth a warning when it changes.
+        for p in next.providers() {
+            if let Some(old) = prev.provider(p.id()) {
+                if old.base_url() != p.base_url() || old.auth_kind() != p.auth_kind() {
+                    tracing::warn!(
+                        target: "lightport::reload",
+                        provider = p.id(),
+                        from = old.base_url().unwrap_or("-"),
+                        to = p.base_url().unwrap_or("-"),
+                        auth_from = old.auth_kind(),
+                        auth_to = p.auth_kind(),
+                        "a provider's host or auth changed"
+                    );
+                }
+            }
+        }
         for p in &problems {
             tracing::error!(target: "lightport::reload", "{p}");
         }

@@ -156,8 +156,24 @@ pub fn endpoint_of(request: &Value) -> Endpoint {
 }
 
 /// The call a case makes, as the server makes it: id `chatcmpl-test`, created 1700000000.
-fn call_for(provider: &Arc<Provider>, request: &Value) -> Result<Call, crate::Error> {
+pub fn call_for(provider: &Arc<Provider>, request: &Value) -> Result<Call, crate::Error> {
     Ok(Call::new(Arc::clone(provider), endpoint_of(request), request)?.with_id("chatcmpl-test").with_created(CREATED))
+}
+
+/// Feed `bytes` to a stream translator in pieces ending at `cuts` (positions, ascending), then
+/// the end of the stream, as the server does; the canonical SSE it wrote.
+pub fn drive_stream(t: &mut crate::StreamTranslator, bytes: &[u8], cuts: &[usize]) -> BytesMut {
+    let mut out = BytesMut::new();
+    let mut start = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+        let cut = cut.clamp(start, bytes.len());
+        if t.step(StreamInput::Data(&bytes[start..cut]), &mut out) {
+            return out;
+        }
+        start = cut;
+    }
+    t.step(StreamInput::End, &mut out);
+    out
 }
 
 /// Run one case against a provider, through the same call steps the server runs.

@@ -90,6 +90,15 @@ impl Provider {
         self.base_url.as_deref()
     }
 
+    /// How the key is sent, for logs (`header authorization`, `query key`, `none`).
+    pub fn auth_kind(&self) -> String {
+        match &self.auth {
+            Auth::None => "none".into(),
+            Auth::Header { name, .. } => format!("header {name}"),
+            Auth::Query { name } => format!("query {name}"),
+        }
+    }
+
     /// The file the provider was compiled from.
     pub fn source(&self) -> &str {
         &self.source
@@ -218,6 +227,9 @@ pub(crate) struct EndpointPlan {
     pub fail_on: Vec<Guard>,
 }
 
+/// Words that mark an environment variable as a secret: vars never read one.
+const SECRET_WORDS: &[&str] = &["KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS"];
+
 /// The environment-variable prefix of a provider id: upper-cased, `-` as `_`.
 pub(crate) fn env_prefix(id: &str) -> String {
     id.to_ascii_uppercase().replace(['-', '.'], "_")
@@ -235,11 +247,24 @@ pub(crate) fn compile_provider(
 ) -> Result<Provider, Vec<Problem>> {
     let mut p = Vec::new();
     let prefix = env_prefix(id);
-    let vars: Vec<(String, String)> = file
-        .vars
-        .iter()
-        .map(|(k, v)| (k.clone(), env(&format!("{prefix}_{}", k.to_ascii_uppercase())).unwrap_or_else(|| v.clone())))
-        .collect();
+    let mut vars: Vec<(String, String)> = Vec::with_capacity(file.vars.len());
+    for (k, v) in &file.vars {
+        let name = format!("{prefix}_{}", k.to_ascii_uppercase());
+        // Vars are visible to transforms (`$ctx.vars`) and may end up in a URL or an answer:
+        // they never read a variable whose name says it holds a secret.
+        if name.split('_').any(|part| SECRET_WORDS.contains(&part)) {
+            p.push(Problem::new(
+                format!("/vars/{}", escape(k)),
+                ProblemKind::InvalidValue,
+                format!(
+                    "a var would read {name}, and vars never read a variable named like a secret ({})",
+                    SECRET_WORDS.join(", ")
+                ),
+            ));
+            continue;
+        }
+        vars.push((k.clone(), env(&name).unwrap_or_else(|| v.clone())));
+    }
     let base_url = env(&format!("{prefix}_BASE_URL"))
         .filter(|s| !s.is_empty())
         .or_else(|| file.base_url.clone())

@@ -18,6 +18,12 @@ pub(super) async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Resul
         Error::new(413, "invalid_request_error", format!("the request body is larger than {limit} bytes"))
             .with_code("request_too_large")
     };
+    // A declared length over the limit is refused before any of the body is read (and before a
+    // `100 Continue` invites the client to send it).
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
     let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if super::listener::is_body_timeout(&e) {
             Error::new(408, "invalid_request_error", "the request body was not received in time")

@@ -29,8 +29,13 @@ impl Framing for Ndjson {
         })
     }
 
+    /// A last line without its line end counts only when it is a whole JSON document (the
+    /// stream may have been cut in the middle of it).
     fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), FramingError> {
-        push(&self.lines.take_rest(), out);
+        let rest = self.lines.take_rest();
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&rest).is_ok() {
+            push(&rest, out);
+        }
         Ok(())
     }
 }

@@ -67,12 +67,13 @@ impl Framing for Sse {
         r
     }
 
+    /// At the end of the input, an event whose lines all ended is dispatched even without its
+    /// blank line; a line cut short is dropped (the stream was truncated mid-event, and half an
+    /// event is not an event).
     fn finish(&mut self, out: &mut Vec<Event>) -> Result<(), FramingError> {
-        let rest = self.lines.take_rest();
-        if !rest.is_empty() {
-            self.line(&rest, out)?;
+        if self.lines.take_rest().is_empty() {
+            self.dispatch(out);
         }
-        self.dispatch(out);
         Ok(())
     }
 }
@@ -100,8 +101,9 @@ mod tests {
     }
 
     #[test]
-    fn an_unterminated_last_event_is_flushed() {
-        assert_eq!(decode_in_pieces(Framing::Sse, 1 << 20, b"data: 1\n\ndata: 2", 3).unwrap().len(), 2);
+    fn a_last_event_without_its_blank_line_is_flushed_but_a_cut_line_is_not() {
+        assert_eq!(decode_in_pieces(Framing::Sse, 1 << 20, b"data: 1\n\ndata: 2\n", 3).unwrap().len(), 2);
+        assert_eq!(decode_in_pieces(Framing::Sse, 1 << 20, b"data: 1\n\ndata: {\"cut", 3).unwrap().len(), 1);
     }
 
     #[test]
