@@ -306,3 +306,66 @@ pub fn run_all(providers: &[Arc<Provider>], root: &Path) -> (usize, Vec<Failure>
     }
     (ran, failures)
 }
+
+/// The entry points of the fuzz targets (`fuzz/`): arbitrary bytes through the stream framings
+/// and rules, the request path and the answer and error paths. Each must end cleanly for any
+/// input: no panic, no hang, a stream always closed by `[DONE]` or an error event. `cargo test`
+/// runs them on the seed corpus and on deterministic mutations of it.
+pub mod fuzz {
+    use super::*;
+
+    /// Providers whose mappings cover every framing and most operations.
+    pub const PROVIDERS: [&str; 7] = ["openai", "anthropic", "gemini", "cohere", "ollama", "bedrock", "mistral"];
+
+    fn provider(engine: &Engine, selector: u8) -> &Arc<Provider> {
+        let id = PROVIDERS[usize::from(selector) % PROVIDERS.len()];
+        engine.provider(id).expect("a built-in provider")
+    }
+
+    /// `data[0]` picks the provider, `data[1]` how the rest is cut into pieces.
+    pub fn stream(engine: &Engine, data: &[u8]) {
+        let (Some(&which), Some(&pieces)) = (data.first(), data.get(1)) else { return };
+        let bytes = &data[2.min(data.len())..];
+        let request = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let provider = provider(engine, which);
+        let Ok(mut call) = call_for(provider, &request) else { return };
+        if call.request(request, None).is_err() {
+            return;
+        }
+        let step = (bytes.len() / usize::from(pieces % 16 + 1)).max(1);
+        let cuts: Vec<usize> = (step..bytes.len()).step_by(step).collect();
+        let out = drive_stream(&mut call.stream().expect("a stream"), bytes, &cuts);
+        let payloads = sse_payloads(&out);
+        let last = payloads.last().expect("a stream always ends with something");
+        assert!(last == "[DONE]" || last.get("error").is_some(), "a stream ended with {last}");
+    }
+
+    /// `data[0]` picks the provider; the rest is the client's request body.
+    pub fn request(engine: &Engine, data: &[u8]) {
+        let Some((&which, body)) = data.split_first() else { return };
+        let Ok(mut body) = serde_json::from_slice::<Value>(body) else { return };
+        if !body.is_object() {
+            return;
+        }
+        body["model"] = Value::String(format!("{}/m", provider(engine, which).id()));
+        if let Ok(mut call) = engine.call(endpoint_of(&body), &mut body, None) {
+            let _ = call.request(body, Some("fuzz-key"));
+        }
+    }
+
+    /// `data[0]` picks the provider, `data[1]` an HTTP status; the rest is the upstream's body,
+    /// read as an answer and as an error.
+    pub fn response(engine: &Engine, data: &[u8]) {
+        let (Some(&which), Some(&status)) = (data.first(), data.get(1)) else { return };
+        let body = &data[2.min(data.len())..];
+        let request =
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "encoding_format": "base64"});
+        let Ok(mut call) = call_for(provider(engine, which), &request) else { return };
+        if call.request(request, None).is_err() {
+            return;
+        }
+        let _ = call.response(body);
+        let e = call.error(400 + u16::from(status) % 200, &http::HeaderMap::new(), body);
+        assert!((400..600).contains(&e.status));
+    }
+}
