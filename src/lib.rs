@@ -84,7 +84,10 @@ pub mod server;
 pub mod upstream;
 
 pub use call::{Call, Capabilities, UpstreamRequest};
-pub use engine::{builtin_sources, provider_table, read_sources, with_builtin, Engine};
+pub use engine::{
+    builtin_sources, provider_table, read_sources, with_builtin, Engine, MAX_FILES as MAX_MAPPING_FILES,
+    MAX_FILE_BYTES as MAX_MAPPING_FILE_BYTES,
+};
 pub use error::{Cause, Error, LoadError, ProblemKind};
 pub use plan::load::SourceFile;
 pub use plan::{Endpoint, EnvLookup, Provider};

@@ -297,3 +297,52 @@ fn a_schema_error_does_not_print_what_the_file_holds() {
     assert!(!problems.is_empty());
     assert!(problems.iter().all(|p| !p.message.contains(secret)), "{problems:?}");
 }
+
+#[test]
+fn a_directory_of_too_many_files_is_read_up_to_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..1_050 {
+        std::fs::write(dir.path().join(format!("p{i:04}.yaml")), "name: P\nbase_url: https://p.test\n").unwrap();
+    }
+    let (sources, problems) = lightport::read_sources(dir.path()).unwrap();
+    assert_eq!(sources.len(), lightport::MAX_MAPPING_FILES);
+    assert!(problems[0].message.contains("more than 1000 mapping files"), "{problems:?}");
+}
+
+/// Logs written by the reload, captured.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_reload_that_moves_a_providers_host_says_so_at_warn_level() {
+    use lightport::reload::Sources;
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("moving.yaml");
+    std::fs::write(&file, "name: M\nbase_url: https://first.test\nchat: { path: /c, request: $, response: $ }\n")
+        .unwrap();
+    let sources = Sources { mappings: Some(dir.path().to_path_buf()), ..Sources::default() };
+    let (engine, _) = sources.engine(None);
+    let router = sources.router(&engine).unwrap();
+    let (engine, router) = (arc_swap::ArcSwap::from_pointee(engine), arc_swap::ArcSwap::from_pointee(router));
+    std::fs::write(&file, "name: M\nbase_url: https://elsewhere.test\nchat: { path: /c, request: $, response: $ }\n")
+        .unwrap();
+    sources.reload(&engine, &router);
+    assert_eq!(engine.load().provider("moving").unwrap().base_url(), Some("https://elsewhere.test"));
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().find(|l| l.contains("host or auth changed")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("WARN") && line.contains("first.test") && line.contains("elsewhere.test"), "{line}");
+}
