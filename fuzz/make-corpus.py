@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Write the fuzz targets' seed corpus from the golden vectors (tests/fixtures).
 
-Each entry starts with the byte(s) the target reads first: the provider (an index into
-lightport::vectors::fuzz::PROVIDERS) and, for streams, how the rest is cut; for answers, a status.
+Each entry starts with the byte(s) the target reads first: the provider (an index into the
+built-in providers sorted by id, which is the order of the fixture folders) and, for streams, how the rest is cut; for answers, a status.
 Run from the repository: python3 fuzz/make-corpus.py
 """
 import json, pathlib, struct, zlib
 
-PROVIDERS = ["openai", "anthropic", "gemini", "cohere", "ollama", "bedrock", "mistral"]
 root = pathlib.Path(__file__).resolve().parent.parent
 fixtures = root / "tests" / "fixtures"
+PROVIDERS = sorted(p.name for p in fixtures.iterdir() if p.is_dir())
 out = root / "fuzz" / "corpus"
 for target in ("stream", "request", "response"):
     (out / target).mkdir(parents=True, exist_ok=True)

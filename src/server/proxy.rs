@@ -483,7 +483,23 @@ where
                 self.translator.step(StreamInput::Failed(e), out)
             }
             Ok(None) => self.translator.step(StreamInput::End, out),
-            Ok(Some(Ok(bytes))) => self.translator.step(StreamInput::Data(&bytes), out),
+            Ok(Some(Ok(bytes))) => {
+                // Take every upstream read that is ready already, so that what arrived in one go
+                // leaves in one go (one write to the client, not one per event); never wait for
+                // more.
+                let mut done = self.translator.step(StreamInput::Data(&bytes), out);
+                while !done {
+                    match futures_util::FutureExt::now_or_never(self.upstream.next()) {
+                        None => break,
+                        Some(None) => done = self.translator.step(StreamInput::End, out),
+                        Some(Some(Ok(more))) => done = self.translator.step(StreamInput::Data(&more), out),
+                        Some(Some(Err(e))) => {
+                            done = self.translator.step(StreamInput::Failed(request_error(&self.provider, e)), out)
+                        }
+                    }
+                }
+                done
+            }
             Ok(Some(Err(e))) => self.translator.step(StreamInput::Failed(request_error(&self.provider, e)), out),
         };
         self.finish_if(done);
