@@ -70,21 +70,47 @@ impl Sources {
         Ok(router)
     }
 
+    /// The files a load reads: the mapping files of the directory and the config file.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .mappings
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.extend(self.config.iter().cloned());
+        files.sort();
+        files
+    }
+
+    /// A digest of what a load would read (names and contents, links followed), so that an
+    /// event in a watched directory that changes none of it (another file in the config's
+    /// directory, an editor's swap file) costs no reload.
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        use std::io::Read as _;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in self.files() {
+            f.hash(&mut h);
+            let mut bytes = Vec::new();
+            let read = std::fs::File::open(&f)
+                .and_then(|file| file.take(crate::engine::MAX_FILE_BYTES + 1).read_to_end(&mut bytes));
+            match read {
+                Ok(_) => bytes.hash(&mut h),
+                Err(e) => e.kind().hash(&mut h),
+            }
+        }
+        h.finish()
+    }
+
     /// Wait (bounded) until the watched files stop changing: a file rewritten in place is
     /// seen while it is half written, and half a mapping can be a valid, different mapping.
     fn settle(&self) {
         let snapshot = || -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
-            let mut files: Vec<PathBuf> = self
-                .mappings
-                .iter()
-                .filter_map(|d| std::fs::read_dir(d).ok())
-                .flatten()
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .collect();
-            files.extend(self.config.iter().cloned());
-            files.sort();
-            files
+            self.files()
                 .into_iter()
                 .map(|f| {
                     let m = std::fs::metadata(&f).ok();
@@ -150,8 +176,27 @@ impl Sources {
     }
 }
 
+/// SIGHUP, as a stream of `()` (never, where there are no signals).
+fn hangup_signals() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
 /// Watch the mappings directory and the config file (through its directory, so that an editor's
-/// rename or a Kubernetes ConfigMap's symlink swap is seen), and reload after each change.
+/// rename or a Kubernetes ConfigMap's symlink swap is seen), and reload after each change to
+/// what a load reads, and on SIGHUP.
 /// The returned watcher must be kept alive.
 pub fn watch(
     sources: Sources,
@@ -182,14 +227,66 @@ pub fn watch(
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
     tokio::spawn(async move {
-        while rx.recv().await.is_some() {
+        let digest = |sources: &Sources| {
+            let sources = sources.clone();
+            tokio::task::spawn_blocking(move || sources.fingerprint())
+        };
+        let mut last = digest(&sources).await.ok();
+        let mut hangup = hangup_signals();
+        loop {
+            // SIGHUP reloads whatever the files hold; a file event only when they changed.
+            let forced = tokio::select! {
+                event = rx.recv() => match event { Some(()) => false, None => break },
+                Some(()) = hangup.recv() => true,
+            };
             // Editors write in several steps: let a burst of events settle, then reload once.
             tokio::time::sleep(Duration::from_millis(150)).await;
             while rx.try_recv().is_ok() {}
+            let now = digest(&sources).await.ok();
+            if !forced && now.is_some() && now == last {
+                continue;
+            }
             let (sources, engine, router) = (sources.clone(), Arc::clone(&engine), Arc::clone(&router));
             // Reading and compiling is blocking work: off the async workers.
-            let _ = tokio::task::spawn_blocking(move || sources.reload(&engine, &router)).await;
+            last = tokio::task::spawn_blocking(move || {
+                sources.reload(&engine, &router);
+                sources.fingerprint()
+            })
+            .await
+            .ok();
         }
     });
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_what_a_load_reads_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mappings = dir.path().join("mappings");
+        std::fs::create_dir(&mappings).unwrap();
+        std::fs::write(mappings.join("a.yaml"), "name: A\n").unwrap();
+        let config = dir.path().join("lightport.yaml");
+        std::fs::write(&config, "routes: []\n").unwrap();
+        let sources = Sources { mappings: Some(mappings.clone()), config: Some(config.clone()), env_keys: None };
+        let first = sources.fingerprint();
+
+        // Other files beside the config, and files in the mappings directory a load skips.
+        std::fs::write(dir.path().join("bench-body.json"), "{}").unwrap();
+        std::fs::write(dir.path().join(".lightport.yaml.swp"), "x").unwrap();
+        std::fs::write(mappings.join("README.md"), "notes").unwrap();
+        assert_eq!(sources.fingerprint(), first, "an unrelated file counted");
+
+        std::fs::write(&config, "routes: []\n# changed\n").unwrap();
+        let second = sources.fingerprint();
+        assert_ne!(second, first, "a config change went unseen");
+        std::fs::write(mappings.join("a.yaml"), "name: B\n").unwrap();
+        assert_ne!(sources.fingerprint(), second, "a mapping change went unseen");
+        let third = sources.fingerprint();
+        std::fs::write(mappings.join("b.yml"), "name: C\n").unwrap();
+        assert_ne!(sources.fingerprint(), third, "a new mapping file went unseen");
+    }
 }

@@ -107,3 +107,42 @@ fn answer(who: &str) -> Value {
         "choices": [{"index": 0, "message": {"role": "assistant", "content": who}, "finish_reason": "stop"}]
     })
 }
+
+/// SIGHUP reloads the files as they are, without a change to them, as nginx and Envoy's
+/// operators expect; the process keeps serving.
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lightport.yaml");
+    std::fs::write(&config, "routes: []\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config", config.to_str().unwrap()])
+        .env("LIGHTPORT_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start lightport");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut next_line = async || tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
+    // Serving once the log says so.
+    loop {
+        let line = next_line().await.expect("the gateway to start").unwrap().expect("a log line");
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let pid = child.id().expect("a running child") as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    loop {
+        let line = next_line().await.expect("a reload after SIGHUP").unwrap().expect("a log line");
+        if line.contains("mappings and config reloaded") {
+            break;
+        }
+    }
+    let health = client().get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap();
+    assert!(health.status().is_success());
+}
