@@ -24,11 +24,21 @@ struct Args {
     connections: u64,
     ttfc_samples: usize,
     open_streams: usize,
+    /// Alternating plain/routed rounds for the routing layer's cost.
+    routing_rounds: usize,
     peers: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { duration: 10, rate: 1000, connections: 64, ttfc_samples: 300, open_streams: 2000, peers: true };
+    let mut a = Args {
+        duration: 10,
+        rate: 1000,
+        connections: 64,
+        ttfc_samples: 300,
+        open_streams: 2000,
+        routing_rounds: 7,
+        peers: true,
+    };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = argv.iter().position(|x| x == "--no-peers") {
         argv.remove(i);
@@ -42,8 +52,9 @@ fn args() -> Args {
             ("--connections", Some(v)) => a.connections = v,
             ("--ttfc-samples", Some(v)) => a.ttfc_samples = v as usize,
             ("--open-streams", Some(v)) => a.open_streams = v as usize,
+            ("--routing-rounds", Some(v)) => a.routing_rounds = v as usize,
             _ => {
-                eprintln!("usage: bench [--duration S] [--rate RPS] [--connections N] [--ttfc-samples N] [--open-streams N] [--no-peers]");
+                eprintln!("usage: bench [--duration S] [--rate RPS] [--connections N] [--ttfc-samples N] [--open-streams N] [--routing-rounds N] [--no-peers]");
                 std::process::exit(2);
             }
         }
@@ -612,6 +623,65 @@ async fn main() {
         }
     }
     report.push('\n');
+
+    // The routing layer's cost: one run of a gateway against another is at the mercy of this
+    // VM's neighbours (tens of µs between two runs of the same binary), so plain and routed are
+    // measured in alternating short rounds and compared round by round.
+    let plain = targets.iter().find(|(t, _)| t.name == "Lightport").map(|(t, _)| t);
+    let routed = targets.iter().find(|(t, _)| t.name.starts_with("Lightport, routed")).map(|(t, _)| t);
+    if let (Some(plain), Some(routed), true) = (plain, routed, a.routing_rounds > 0) {
+        report.push_str(&format!(
+            "### Routing layer cost: {} alternating rounds of 3 s at {} req/s, plain then routed (routed first in odd rounds)\n\n| scenario | plain p50 | routed p50 | p50 added by routing (median of the rounds' differences) | CPU µs / request plain | routed |\n|---|---|---|---|---|---|\n",
+            a.routing_rounds, a.rate
+        ));
+        for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
+            let mut rows: Vec<[f64; 4]> = Vec::new();
+            for round in 0..a.routing_rounds {
+                let order = if round % 2 == 0 { [plain, routed] } else { [routed, plain] };
+                let mut got = [f64::NAN; 4];
+                for t in order {
+                    let pid = t.pid.expect("a gateway process");
+                    pin(pid, "1");
+                    let (url, headers, body) = request(t, scenario, false);
+                    let before = cpu_us(pid);
+                    let load = oha(
+                        "1",
+                        &url,
+                        &body,
+                        &headers,
+                        &[
+                            "-z".into(),
+                            "3s".into(),
+                            "-q".into(),
+                            a.rate.to_string(),
+                            "--latency-correction".into(),
+                            "-c".into(),
+                            "32".into(),
+                        ],
+                    );
+                    let (Some(l), Some(b), Some(e)) = (load, before, cpu_us(pid)) else { continue };
+                    let i = if std::ptr::eq(t, plain) { 0 } else { 1 };
+                    got[i] = l.p50;
+                    got[i + 2] = if l.done > 0.0 { (e - b) / l.done } else { f64::NAN };
+                }
+                rows.push(got);
+            }
+            let median = |f: &dyn Fn(&[f64; 4]) -> f64| {
+                let mut v: Vec<f64> = rows.iter().map(f).filter(|x| !x.is_nan()).collect();
+                v.sort_by(f64::total_cmp);
+                pct(&v, 0.5)
+            };
+            report.push_str(&format!(
+                "| {label} | {} | {} | {} | {:.0} | {:.0} |\n",
+                us(median(&|r| r[0])),
+                us(median(&|r| r[1])),
+                us(median(&|r| r[1] - r[0])),
+                median(&|r| r[2]),
+                median(&|r| r[3]),
+            ));
+        }
+        report.push('\n');
+    }
 
     report.push_str(&format!(
         "### Memory\n\n| target | idle RSS | RSS with {} open streams | peak RSS (whole run) |\n|---|---|---|---|\n",

@@ -109,6 +109,11 @@ impl Sources {
     /// Wait (bounded) until the watched files stop changing: a file rewritten in place is
     /// seen while it is half written, and half a mapping can be a valid, different mapping.
     fn settle(&self) {
+        self.settle_with(|| std::thread::sleep(Duration::from_millis(100)));
+    }
+
+    /// [`Self::settle`] with its pause between two looks given: tests pass one that writes.
+    fn settle_with(&self, mut pause: impl FnMut()) {
         let snapshot = || -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
             self.files()
                 .into_iter()
@@ -121,7 +126,7 @@ impl Sources {
         };
         let mut before = snapshot();
         for _ in 0..20 {
-            std::thread::sleep(Duration::from_millis(100));
+            pause();
             let now = snapshot();
             if now == before {
                 return;
@@ -288,5 +293,35 @@ mod tests {
         let third = sources.fingerprint();
         std::fs::write(mappings.join("b.yml"), "name: C\n").unwrap();
         assert_ne!(sources.fingerprint(), third, "a new mapping file went unseen");
+    }
+
+    /// Finding 7 of the hardening issue: a file written in several steps is loaded only once
+    /// a look at it finds it as it was at the look before.
+    #[test]
+    fn a_load_waits_until_a_file_being_written_stops_changing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        let parts = ["name: A\n", "base_url: https://a.test\n", "models: { list: [one] }\n"];
+        std::fs::write(&file, parts[0]).unwrap();
+        let sources = Sources { mappings: Some(dir.path().to_path_buf()), config: None, env_keys: None };
+        let mut pauses = 0;
+        sources.settle_with(|| {
+            pauses += 1;
+            // The writer goes on for as long as it has parts; each append changes the length.
+            if let Some(part) = parts.get(pauses) {
+                use std::io::Write as _;
+                std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(part.as_bytes()).unwrap();
+            }
+        });
+        assert_eq!(pauses, parts.len(), "returned before the last write, or waited past it");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), parts.concat());
+
+        // A file that never stops changing is loaded as it is after a bounded wait.
+        let mut n = 0u32;
+        sources.settle_with(|| {
+            n += 1;
+            std::fs::write(&file, "x".repeat(n as usize)).unwrap();
+        });
+        assert_eq!(n, 20);
     }
 }

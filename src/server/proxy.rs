@@ -93,7 +93,9 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
     let mut resp = match proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline).await {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::debug!(request_id = %rid, status = e.status, "{}", e.message);
+            // A field, escaped: the message can quote the client's text (a model name with a
+            // newline in it must not forge a log line).
+            tracing::debug!(request_id = %rid, status = e.status, error = %e.message.escape_debug(), "request refused");
             error_response(&e)
         }
     };
