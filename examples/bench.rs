@@ -26,6 +26,8 @@ struct Args {
     open_streams: usize,
     /// Alternating plain/routed rounds for the routing layer's cost.
     routing_rounds: usize,
+    /// Only the routing layer's paired rounds.
+    routing_only: bool,
     peers: bool,
 }
 
@@ -44,6 +46,10 @@ fn args() -> Args {
         argv.remove(i);
         a.peers = false;
     }
+    if let Some(i) = argv.iter().position(|x| x == "--routing-only") {
+        argv.remove(i);
+        a.routing_only = true;
+    }
     for pair in argv.chunks(2) {
         let v = pair.get(1).and_then(|v| v.parse().ok());
         match (pair[0].as_str(), v) {
@@ -54,7 +60,7 @@ fn args() -> Args {
             ("--open-streams", Some(v)) => a.open_streams = v as usize,
             ("--routing-rounds", Some(v)) => a.routing_rounds = v as usize,
             _ => {
-                eprintln!("usage: bench [--duration S] [--rate RPS] [--connections N] [--ttfc-samples N] [--open-streams N] [--routing-rounds N] [--no-peers]");
+                eprintln!("usage: bench [--duration S] [--rate RPS] [--connections N] [--ttfc-samples N] [--open-streams N] [--routing-rounds N] [--routing-only] [--no-peers]");
                 std::process::exit(2);
             }
         }
@@ -537,93 +543,94 @@ async fn main() {
         report.push_str("Portkey: not installed (examples/bench/run.sh --peers installs it)\n\n");
     }
 
-    let d = format!("{}s", a.duration);
-    let mock_pid = _mock.0.id();
-    for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
-        report.push_str(&format!("### Non-stream, {label}\n\n| target | p50 | p90 | p99 | p50 added | p99 added | p99 ratio | max req/s ({} conns) | CPU µs / request | errors |\n|---|---|---|---|---|---|---|---|---|---|\n", a.connections));
-        let mut base: Option<Load> = None;
-        for (t, _) in &targets {
-            let (url, headers, body) = request(t, scenario, false);
-            // Latency layout: everything on core 1.
-            pin(mock_pid, "1");
-            if let Some(pid) = t.pid {
-                pin(pid, "1");
+    if !a.routing_only {
+        let d = format!("{}s", a.duration);
+        let mock_pid = _mock.0.id();
+        for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
+            report.push_str(&format!("### Non-stream, {label}\n\n| target | p50 | p90 | p99 | p50 added | p99 added | p99 ratio | max req/s ({} conns) | CPU µs / request | errors |\n|---|---|---|---|---|---|---|---|---|---|\n", a.connections));
+            let mut base: Option<Load> = None;
+            for (t, _) in &targets {
+                let (url, headers, body) = request(t, scenario, false);
+                // Latency layout: everything on core 1.
+                pin(mock_pid, "1");
+                if let Some(pid) = t.pid {
+                    pin(pid, "1");
+                }
+                let _ = oha("1", &url, &body, &headers, &["-z".into(), "2s".into(), "-c".into(), "8".into()]);
+                let fixed = oha(
+                    "1",
+                    &url,
+                    &body,
+                    &headers,
+                    &[
+                        "-z".into(),
+                        d.clone(),
+                        "-q".into(),
+                        a.rate.to_string(),
+                        "--latency-correction".into(),
+                        "-c".into(),
+                        "32".into(),
+                    ],
+                );
+                // Throughput layout: the gateway alone on core 0.
+                if let Some(pid) = t.pid {
+                    pin(pid, "0");
+                }
+                let cpu_before = t.pid.and_then(cpu_us);
+                let max =
+                    oha("1", &url, &body, &headers, &["-z".into(), d.clone(), "-c".into(), a.connections.to_string()]);
+                let cpu_per_request = match (cpu_before, t.pid.and_then(cpu_us), &max) {
+                    (Some(b), Some(e), Some(m)) if m.done > 0.0 => format!("{:.0}", (e - b) / m.done),
+                    _ => "-".into(),
+                };
+                let (Some(f), Some(m)) = (fixed, max) else {
+                    report.push_str(&format!("| {} | failed to run | | | | | | | | |\n", t.name));
+                    continue;
+                };
+                let (add50, add99, ratio) = match &base {
+                    Some(b) => (us(f.p50 - b.p50), us(f.p99 - b.p99), format!("{:.2}x", f.p99 / b.p99)),
+                    None => ("-".into(), "-".into(), "1.00x".into()),
+                };
+                report.push_str(&format!(
+                    "| {} | {} | {} | {} | {add50} | {add99} | {ratio} | {:.0} | {cpu_per_request} | {:.2}% |\n",
+                    t.name,
+                    us(f.p50),
+                    us(f.p90),
+                    us(f.p99),
+                    m.rps,
+                    100.0 - f.ok.min(m.ok)
+                ));
+                if t.direct {
+                    base = Some(f);
+                }
             }
-            let _ = oha("1", &url, &body, &headers, &["-z".into(), "2s".into(), "-c".into(), "8".into()]);
-            let fixed = oha(
-                "1",
-                &url,
-                &body,
-                &headers,
-                &[
-                    "-z".into(),
-                    d.clone(),
-                    "-q".into(),
-                    a.rate.to_string(),
-                    "--latency-correction".into(),
-                    "-c".into(),
-                    "32".into(),
-                ],
-            );
-            // Throughput layout: the gateway alone on core 0.
-            if let Some(pid) = t.pid {
-                pin(pid, "0");
-            }
-            let cpu_before = t.pid.and_then(cpu_us);
-            let max =
-                oha("1", &url, &body, &headers, &["-z".into(), d.clone(), "-c".into(), a.connections.to_string()]);
-            let cpu_per_request = match (cpu_before, t.pid.and_then(cpu_us), &max) {
-                (Some(b), Some(e), Some(m)) if m.done > 0.0 => format!("{:.0}", (e - b) / m.done),
-                _ => "-".into(),
-            };
-            let (Some(f), Some(m)) = (fixed, max) else {
-                report.push_str(&format!("| {} | failed to run | | | | | | | | |\n", t.name));
-                continue;
-            };
-            let (add50, add99, ratio) = match &base {
-                Some(b) => (us(f.p50 - b.p50), us(f.p99 - b.p99), format!("{:.2}x", f.p99 / b.p99)),
-                None => ("-".into(), "-".into(), "1.00x".into()),
-            };
-            report.push_str(&format!(
-                "| {} | {} | {} | {} | {add50} | {add99} | {ratio} | {:.0} | {cpu_per_request} | {:.2}% |\n",
-                t.name,
-                us(f.p50),
-                us(f.p90),
-                us(f.p99),
-                m.rps,
-                100.0 - f.ok.min(m.ok)
-            ));
-            if t.direct {
-                base = Some(f);
+            report.push('\n');
+        }
+
+        report.push_str(&format!("### Streams: time to first content chunk ({} sequential requests)\n\n| target | scenario | p50 | p99 | p50 added | p99 added |\n|---|---|---|---|---|---|\n", a.ttfc_samples));
+        // Latency layout again; the client is this process, on core 1 with the mock and gateway.
+        for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
+            let mut base: Option<(f64, f64)> = None;
+            for (t, _) in &targets {
+                if let Some(pid) = t.pid {
+                    pin(pid, "1");
+                }
+                let (url, headers, body) = request(t, scenario, true);
+                let _ = ttfc(&client, &url, &headers, &body, 20).await;
+                let s = ttfc(&client, &url, &headers, &body, a.ttfc_samples).await;
+                let (p50, p99) = (pct(&s, 0.5), pct(&s, 0.99));
+                let (a50, a99) = match base {
+                    Some((b50, b99)) => (us(p50 - b50), us(p99 - b99)),
+                    None => ("-".into(), "-".into()),
+                };
+                report.push_str(&format!("| {} | {label} | {} | {} | {a50} | {a99} |\n", t.name, us(p50), us(p99)));
+                if t.direct {
+                    base = Some((p50, p99));
+                }
             }
         }
         report.push('\n');
     }
-
-    report.push_str(&format!("### Streams: time to first content chunk ({} sequential requests)\n\n| target | scenario | p50 | p99 | p50 added | p99 added |\n|---|---|---|---|---|---|\n", a.ttfc_samples));
-    // Latency layout again; the client is this process, on core 1 with the mock and gateway.
-    for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
-        let mut base: Option<(f64, f64)> = None;
-        for (t, _) in &targets {
-            if let Some(pid) = t.pid {
-                pin(pid, "1");
-            }
-            let (url, headers, body) = request(t, scenario, true);
-            let _ = ttfc(&client, &url, &headers, &body, 20).await;
-            let s = ttfc(&client, &url, &headers, &body, a.ttfc_samples).await;
-            let (p50, p99) = (pct(&s, 0.5), pct(&s, 0.99));
-            let (a50, a99) = match base {
-                Some((b50, b99)) => (us(p50 - b50), us(p99 - b99)),
-                None => ("-".into(), "-".into()),
-            };
-            report.push_str(&format!("| {} | {label} | {} | {} | {a50} | {a99} |\n", t.name, us(p50), us(p99)));
-            if t.direct {
-                base = Some((p50, p99));
-            }
-        }
-    }
-    report.push('\n');
-
     // The routing layer's cost: one run of a gateway against another is at the mercy of this
     // VM's neighbours (tens of µs between two runs of the same binary), so plain and routed are
     // measured in alternating short rounds and compared round by round.
@@ -683,28 +690,30 @@ async fn main() {
         report.push('\n');
     }
 
-    report.push_str(&format!(
+    if !a.routing_only {
+        report.push_str(&format!(
         "### Memory\n\n| target | idle RSS | RSS with {} open streams | peak RSS (whole run) |\n|---|---|---|---|\n",
         a.open_streams
     ));
-    for (t, _) in &targets {
-        let Some(pid) = t.pid else { continue };
-        pin(pid, "0");
-        let idle = tree_rss_kb(pid, "VmRSS:");
-        let open = open_streams_rss(t, a.open_streams).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let peak = tree_rss_kb(pid, "VmHWM:");
-        let open = match open {
-            Some((n, kb)) if n == a.open_streams => format!("{:.1} MB", kb as f64 / 1024.0),
-            Some((n, kb)) => format!("{:.1} MB ({n} opened)", kb as f64 / 1024.0),
-            None => "-".into(),
-        };
-        report.push_str(&format!(
-            "| {} | {:.1} MB | {open} | {:.1} MB |\n",
-            t.name,
-            idle as f64 / 1024.0,
-            peak as f64 / 1024.0
-        ));
+        for (t, _) in &targets {
+            let Some(pid) = t.pid else { continue };
+            pin(pid, "0");
+            let idle = tree_rss_kb(pid, "VmRSS:");
+            let open = open_streams_rss(t, a.open_streams).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let peak = tree_rss_kb(pid, "VmHWM:");
+            let open = match open {
+                Some((n, kb)) if n == a.open_streams => format!("{:.1} MB", kb as f64 / 1024.0),
+                Some((n, kb)) => format!("{:.1} MB ({n} opened)", kb as f64 / 1024.0),
+                None => "-".into(),
+            };
+            report.push_str(&format!(
+                "| {} | {:.1} MB | {open} | {:.1} MB |\n",
+                t.name,
+                idle as f64 / 1024.0,
+                peak as f64 / 1024.0
+            ));
+        }
     }
     println!("{report}");
     let out = root.join("target/bench-report.md");

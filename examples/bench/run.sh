@@ -5,6 +5,7 @@
 # and prints the table (also written to target/bench-report.md).
 #
 #   examples/bench/run.sh [--peers] [--duration S] [--rate RPS] [--connections N]
+#                         [--routing-rounds N] [--routing-only]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 peers=0
