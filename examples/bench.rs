@@ -39,6 +39,7 @@ fn args() -> Args {
         ttfc_samples: 300,
         open_streams: 2000,
         routing_rounds: 7,
+        routing_only: false,
         peers: true,
     };
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
