@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use lightport::reload::{watch, Sources};
-use lightport::server::{listener, router as router_app, AppState, Config};
+use lightport::server::{listener, metrics_router, router_with, AppState, Config};
 use lightport::{mapping_schema, provider_table, read_sources, vectors, with_builtin, Engine, SourceFile};
 
 /// mimalloc: the request and stream paths allocate many small JSON nodes, which it serves
@@ -80,6 +80,24 @@ struct ServeArgs {
     /// Seconds to finish open requests and streams after SIGTERM or SIGINT, then exit 0.
     #[arg(long, env = "LIGHTPORT_DRAIN_TIMEOUT", default_value_t = 25.0)]
     drain_timeout: f64,
+    /// Log lines as human text or as one JSON object per line.
+    #[arg(long, env = "LIGHTPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Serve `/metrics` on this address instead of the main one.
+    #[arg(long, env = "LIGHTPORT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Distinct model names a metrics label takes before it says `other`.
+    #[arg(long, env = "LIGHTPORT_METRICS_MAX_MODELS", default_value_t = 200)]
+    metrics_max_models: usize,
+    /// Metric labels to leave out, comma-separated (e.g. `gen_ai_request_model,lightport_route`).
+    #[arg(long, env = "LIGHTPORT_METRICS_OMIT_LABELS", value_delimiter = ',')]
+    metrics_omit_labels: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn secs(s: f64) -> Duration {
@@ -191,13 +209,14 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            let filter = tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+            match args.log_format {
+                // Colours only for a person at a terminal, never into a file or a collector.
+                LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+                LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
             match runtime.block_on(serve(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -221,6 +240,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_stream_duration: secs(args.max_stream_duration),
         max_in_flight: args.max_in_flight.max(1),
         stream_limits: lightport::StreamLimits { max_event_bytes: args.max_stream_event_bytes, ..Default::default() },
+        metrics: lightport::server::metrics::MetricsConfig {
+            max_models: args.metrics_max_models,
+            omit_labels: args.metrics_omit_labels.iter().map(|l| l.trim().to_string()).collect(),
+        },
     };
     let limits = listener::Limits {
         max_connections: args.max_connections.max(1),
@@ -254,14 +277,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let engine = Arc::new(ArcSwap::from_pointee(engine));
     let router = Arc::new(ArcSwap::from_pointee(router));
-    let _watcher = if sources.mappings.as_ref().is_some_and(|d| d.is_dir()) || sources.config.is_some() {
-        Some(
-            watch(sources.clone(), Arc::clone(&engine), Arc::clone(&router))
-                .context("watching the mappings and config")?,
-        )
-    } else {
-        None
-    };
     let providers = engine.load().providers().len();
     let store = match args.redis.clone().or_else(|| router.load().redis.clone()) {
         Some(url) => {
@@ -277,11 +292,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => lightport::server::limits::Store::memory(),
     };
-    let state = AppState::with_store(engine, router, store, config);
+    let state = AppState::with_store(Arc::clone(&engine), Arc::clone(&router), store, config);
+    let _watcher = if sources.mappings.as_ref().is_some_and(|d| d.is_dir()) || sources.config.is_some() {
+        Some(
+            watch(sources.clone(), engine, router, Arc::clone(&state.reloads))
+                .context("watching the mappings and config")?,
+        )
+    } else {
+        None
+    };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    if let Some(at) = args.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(at).await.with_context(|| format!("binding {at} for metrics"))?;
+        tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+        // It ends with the process; a drain is for the gateway's requests.
+        tokio::spawn(listener::serve(
+            metrics,
+            metrics_router(Arc::clone(&state)),
+            limits.clone(),
+            std::future::pending(),
+        ));
+    }
     tracing::info!("lightport listening on http://{addr} with {providers} providers");
-    listener::serve(listener, router_app(state), limits, signal).await?;
+    listener::serve(listener, router_with(state, args.metrics_listen.is_none()), limits, signal).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,46 @@ use crate::engine::Engine;
 use crate::error::LoadError;
 use crate::route::Router;
 
+/// How the loads went: counted for `/metrics`, shown by `/ready`.
+#[derive(Debug, Default)]
+pub struct ReloadStatus {
+    /// Reloads by `result`: `success`, `failure` (some file or the config kept its last good
+    /// version).
+    pub(crate) counter: prometheus_client::metrics::family::Family<
+        Vec<(&'static str, &'static str)>,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    /// Unix time of the last load without a problem.
+    pub(crate) last_good: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// The last reload's problems (0: it was good).
+    last_problems: std::sync::atomic::AtomicUsize,
+}
+
+impl ReloadStatus {
+    /// The first load, which a server starts only when it is good.
+    pub fn loaded(&self) {
+        self.last_good.set(unix_now());
+    }
+
+    fn reloaded(&self, problems: usize) {
+        let result = if problems == 0 { "success" } else { "failure" };
+        self.counter.get_or_create(&vec![("result", result)]).inc();
+        self.last_problems.store(problems, std::sync::atomic::Ordering::Relaxed);
+        if problems == 0 {
+            self.loaded();
+        }
+    }
+
+    /// The last reload's problems (0 when it was good), and when the files last loaded cleanly.
+    pub fn last(&self) -> (usize, f64) {
+        (self.last_problems.load(std::sync::atomic::Ordering::Relaxed), self.last_good.get())
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Where a gateway's mappings and config come from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -138,7 +178,8 @@ impl Sources {
 
     /// Reload both, keeping what was good: a file with problems keeps its last good plan, a
     /// config with problems the last good config.
-    pub fn reload(&self, engine: &ArcSwap<Engine>, router: &ArcSwap<Router>) {
+    /// Returns how many problems it found (0: everything loaded).
+    pub fn reload(&self, engine: &ArcSwap<Engine>, router: &ArcSwap<Router>) -> usize {
         self.settle();
         let prev = engine.load_full();
         let (next, problems) = self.engine(Some(&prev));
@@ -167,6 +208,7 @@ impl Sources {
                 engine.store(Arc::new(next));
                 router.store(Arc::new(r));
                 tracing::info!(target: "lightport::reload", providers, problems = problems.len(), "mappings and config reloaded");
+                problems.len()
             }
             Err(errors) => {
                 for e in &errors {
@@ -176,6 +218,7 @@ impl Sources {
                 // at each request.
                 engine.store(Arc::new(next));
                 tracing::warn!(target: "lightport::reload", problems = errors.len(), "config not reloaded: the last good config stays");
+                problems.len() + errors.len()
             }
         }
     }
@@ -207,6 +250,7 @@ pub fn watch(
     sources: Sources,
     engine: Arc<ArcSwap<Engine>>,
     router: Arc<ArcSwap<Router>>,
+    status: Arc<ReloadStatus>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -253,8 +297,9 @@ pub fn watch(
             }
             let (sources, engine, router) = (sources.clone(), Arc::clone(&engine), Arc::clone(&router));
             // Reading and compiling is blocking work: off the async workers.
+            let status = Arc::clone(&status);
             last = tokio::task::spawn_blocking(move || {
-                sources.reload(&engine, &router);
+                status.reloaded(sources.reload(&engine, &router));
                 sources.fingerprint()
             })
             .await

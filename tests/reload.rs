@@ -39,7 +39,7 @@ async fn broken_mapping_keeps_last_good_plan() {
     assert!(errors.is_empty(), "{errors:?}");
     let gw = gateway_with(reg, quick_config()).await;
     let sources = Sources { mappings: Some(dir.path().to_path_buf()), ..Sources::default() };
-    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router)).unwrap();
+    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router), Arc::clone(&gw.reloads)).unwrap();
     assert!(model_ids(&gw).await.contains(&"reloadable/one".to_string()));
 
     // A valid change is picked up.
@@ -74,7 +74,7 @@ async fn a_config_change_is_picked_up_and_a_broken_one_keeps_the_last_good_confi
     assert!(problems.is_empty());
     let router = sources.router(&engine).unwrap();
     let gw = gateway_routed(engine, router, quick_config()).await;
-    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router)).unwrap();
+    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router), Arc::clone(&gw.reloads)).unwrap();
     let who = |gw: &Gateway| {
         let url = gw.url("/v1/chat/completions");
         async move {
@@ -95,9 +95,22 @@ async fn a_config_change_is_picked_up_and_a_broken_one_keeps_the_last_good_confi
     }
     assert_eq!(who(&gw).await, "two", "the config change was not picked up");
 
-    // A broken config keeps the last good one.
+    // A broken config keeps the last good one, and /ready says the reload failed.
+    let good: Value = client().get(gw.url("/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(good["last_reload"]["ok"], true, "{good}");
     std::fs::write(&path, "routes:\n  - name: r\n    targets: [nowhere]\n").unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let r = client().get(gw.url("/ready")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "a failed reload keeps serving, so the gateway stays ready");
+        let v: Value = r.json().await.unwrap();
+        if v["last_reload"]["ok"] == false || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ready["last_reload"]["ok"], false, "the failed reload was not reported: {ready}");
+    assert_eq!(ready["last_reload"]["problems"], 1, "{ready}");
     assert_eq!(who(&gw).await, "two");
 }
 

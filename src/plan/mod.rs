@@ -179,6 +179,14 @@ impl Endpoint {
             Endpoint::Embeddings => "embeddings",
         }
     }
+
+    /// Its `gen_ai.operation.name` in OpenTelemetry's GenAI conventions.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
 }
 
 /// A header sent upstream: a fixed value built once, or a template rendered per call.

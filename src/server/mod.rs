@@ -6,6 +6,7 @@ mod admission;
 mod body;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 mod proxy;
 mod validate;
 
@@ -42,6 +43,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// Bounds on what one stream's translation may buffer.
     pub stream_limits: StreamLimits,
+    /// What `/metrics` reports.
+    pub metrics: metrics::MetricsConfig,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             max_stream_duration: Duration::from_secs(3600),
             max_in_flight: 4096,
             stream_limits: StreamLimits::default(),
+            metrics: metrics::MetricsConfig::default(),
         }
     }
 }
@@ -66,6 +70,9 @@ pub struct AppState {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Gateway keys' limits and targets' circuit breakers: process memory, or shared in Redis.
     pub store: limits::Store,
+    /// How the mapping and config loads went (for `/ready` and `/metrics`).
+    pub reloads: Arc<crate::reload::ReloadStatus>,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -90,19 +97,30 @@ impl AppState {
         config: Config,
     ) -> Arc<AppState> {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(config.max_in_flight));
-        Arc::new(AppState { engine, router, upstream: Upstream::new(), config, in_flight, store })
+        let reloads = Arc::new(crate::reload::ReloadStatus::default());
+        reloads.loaded();
+        let metrics = metrics::Metrics::new(config.metrics.clone(), &reloads);
+        Arc::new(AppState { engine, router, upstream: Upstream::new(), config, in_flight, store, reloads, metrics })
     }
 }
 
+/// The gateway's routes; `/metrics` too unless `with_metrics` is false (metrics served on an
+/// address of their own: [`metrics_router`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(chat))
+    router_with(state, true)
+}
+
+pub fn router_with(state: Arc<AppState>, with_metrics: bool) -> Router {
+    let r = Router::new();
+    let r = if with_metrics { r.route("/metrics", get(metrics_text)) } else { r };
+    r.route("/v1/chat/completions", post(chat))
         .route("/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/models", get(models))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/admin/targets", get(targets))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -147,8 +165,49 @@ async fn method_not_allowed(req: Request) -> Response {
     )
 }
 
+/// `/metrics` alone, for a listener of its own.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).fallback(not_found).with_state(state)
+}
+
 async fn health() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready to take requests: plans are loaded (the server listens only once they are) and no
+/// drain has begun. A failed reload keeps the last good plans, so it is reported, not a 503:
+/// one bad ConfigMap must not take every replica out of its Service.
+async fn ready(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let draining = req.extensions().get::<listener::Shutdown>().is_some_and(|s| s.is_draining());
+    let (problems, last_good) = state.reloads.last();
+    let body = json!({
+        "status": if draining { "draining" } else { "ready" },
+        "providers": state.engine.load().providers().len(),
+        "last_reload": {"ok": problems == 0, "problems": problems, "last_good_unix": last_good as u64},
+    });
+    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The metrics, with each target's circuit breaker read now.
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let router = state.router.load();
+    for t in router.targets() {
+        let cfg =
+            limits::BreakerConfig { failures: t.breaker.failures, cooldown: t.breaker.cooldown, ..Default::default() };
+        let open = matches!(
+            state.store.breaker_state(&format!("target:{}", t.name), &cfg).await,
+            Ok(limits::BreakerState::Open { .. })
+        );
+        let labels = vec![("lightport_target", Arc::<str>::from(t.name.as_str()))];
+        state.metrics.breaker_open.get_or_create(&labels).set(i64::from(open));
+    }
+    let mut resp = state.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
 }
 
 /// The configured targets and their circuit breakers (read-only; behind a gateway key when

@@ -32,6 +32,17 @@ pub(super) struct Report {
     attempts: Vec<String>,
     dropped: Vec<String>,
     overhead: Option<Duration>,
+    /// The model the client asked for, once the body was read.
+    model: Option<String>,
+    /// The model the answering attempt asked its upstream for.
+    upstream_model: Option<String>,
+    /// The answering attempt's upstream time: to its headers (a stream), or its whole body.
+    upstream: Option<Duration>,
+    /// A stream's first content, from the request's arrival.
+    ttfc: Option<Duration>,
+    usage: Option<Value>,
+    cost: Option<f64>,
+    stream: bool,
 }
 
 impl Report {
@@ -79,6 +90,7 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(crate::call::unique_id);
+    let received = Instant::now();
     let mut report = Report::default();
     // Beyond the in-flight bound the gateway is overloaded: say so at once, with a wait.
     let Ok(_permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
@@ -90,18 +102,120 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
         report.decorate(&mut resp, &rid);
         return resp;
     };
-    let mut resp = match proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline).await {
-        Ok(resp) => resp,
+    let answer = proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline).await;
+    let end = Ended { state: Arc::clone(&state), endpoint, rid, received };
+    match answer {
+        Ok(Answer::Whole(mut resp)) => {
+            report.decorate(&mut resp, &end.rid);
+            end.log(&report, resp.status().as_u16(), None);
+            resp
+        }
+        Ok(Answer::Stream(mut head, mut pump)) => {
+            report.decorate(&mut head, &end.rid);
+            report.stream = true;
+            report.ttfc = pump.first_content.map(|t| t.duration_since(received));
+            let mut chunks = state.metrics.stream(
+                endpoint.operation(),
+                report.provider.as_deref().unwrap_or(""),
+                report.model.as_deref().unwrap_or(""),
+                report.upstream_model.as_deref().unwrap_or(""),
+            );
+            chunks.chunk();
+            pump.chunks = Some(chunks);
+            let settle = pump.on_done.take();
+            let status = head.status().as_u16();
+            pump.on_done = Some(Box::new(move |ended: StreamEnd| {
+                report.usage = ended.usage.cloned();
+                if let Some(f) = settle {
+                    f(ended);
+                }
+                end.log(&report, status, ended.failure);
+            }));
+            *head.body_mut() = Body::from_stream(pump.into_body());
+            head
+        }
         Err(e) => {
             // A field, escaped: the message can quote the client's text (a model name with a
             // newline in it must not forge a log line).
-            tracing::debug!(request_id = %rid, status = e.status, error = %e.message.escape_debug(), "request refused");
-            error_response(&e)
+            tracing::debug!(request_id = %end.rid, status = e.status, error = %e.message.escape_debug(), "request refused");
+            let mut resp = error_response(&e);
+            report.decorate(&mut resp, &end.rid);
+            end.log(&report, e.status, Some(&e));
+            resp
         }
-    };
-    report.decorate(&mut resp, &rid);
-    resp
+    }
 }
+
+/// What logs a request's end and counts it in the metrics.
+struct Ended {
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    rid: String,
+    received: Instant,
+}
+
+impl Ended {
+    /// One line per request (target `lightport::access`), and its metrics. Never a key, a
+    /// prompt or an answer: only names, numbers and outcomes.
+    fn log(&self, r: &Report, status: u16, error: Option<&Error>) {
+        let duration = self.received.elapsed();
+        let tokens = r.usage.as_ref().map(crate::plan::price::Tokens::from_usage);
+        let cost = r.cost.or_else(|| {
+            let (u, p) = (r.usage.as_ref()?, r.provider.as_deref()?);
+            self.state.engine.load().provider(p)?.cost(r.upstream_model.as_deref()?, u)
+        });
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        tracing::info!(
+            target: "lightport::access",
+            request_id = %self.rid,
+            endpoint = self.endpoint.operation(),
+            route = r.route.as_deref(),
+            target = r.target.as_deref(),
+            provider = r.provider.as_deref(),
+            model = r.model.as_deref().map(|m| m.escape_debug().to_string()),
+            upstream_model = r.upstream_model.as_deref().map(|m| m.escape_debug().to_string()),
+            status,
+            error_type = error.map(|e| e.kind.as_str()),
+            attempts = (!r.attempts.is_empty()).then(|| r.attempts.join(",")),
+            stream = r.stream,
+            duration_ms = duration.as_secs_f64() * 1e3,
+            upstream_ms = ms(r.upstream),
+            ttfc_ms = ms(r.ttfc),
+            overhead_us = r.overhead.map(|d| d.as_micros() as u64),
+            prompt_tokens = tokens.map(|t| t.prompt),
+            completion_tokens = tokens.map(|t| t.completion),
+            cached_tokens = tokens.map(|t| t.cache_read).filter(|n| *n > 0),
+            cost_usd = cost,
+            "request"
+        );
+        self.state.metrics.observe(&super::metrics::Observation {
+            operation: self.endpoint.operation(),
+            provider: r.provider.as_deref(),
+            request_model: r.model.as_deref(),
+            response_model: r.upstream_model.as_deref(),
+            route: r.route.as_deref(),
+            target: r.target.as_deref(),
+            status,
+            error_type: error.map(|e| e.kind.as_str()),
+            duration,
+            upstream: r.upstream,
+            overhead: r.overhead,
+            ttfc: r.ttfc,
+            tokens,
+            cost,
+            attempts: &r.attempts,
+        });
+    }
+}
+
+/// An answer: whole, or a stream's head and the pump that makes its body.
+enum Answer {
+    Whole(Response),
+    Stream(Response, Box<Pump<UpstreamBody>>),
+}
+
+/// An upstream's body as a stream of reads.
+type UpstreamBody = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -147,7 +261,7 @@ async fn proxy(
     rid: &str,
     report: &mut Report,
     shutdown: Deadline,
-) -> Result<Response, Error> {
+) -> Result<Answer, Error> {
     let bytes = body::read(headers, raw, state.config.max_body_bytes).await?;
     // The gateway's own time starts once the client's body is in: upload time is not ours.
     let started = Instant::now();
@@ -158,6 +272,7 @@ async fn proxy(
         Endpoint::Embeddings => validate::embeddings(obj)?,
     }
     let model = validate::model(obj)?.to_string();
+    report.model = Some(model.clone());
     let router = state.router.load();
     let (key, client_key) = identify(&router, headers)?;
     let engine = state.engine.load();
@@ -178,11 +293,28 @@ async fn proxy(
         endpoint,
         rid,
         client_key,
+        traceparent: headers.get("traceparent").filter(|v| is_traceparent(v.as_bytes())).cloned(),
         started,
         shutdown: std::sync::Mutex::new(Some(shutdown)),
         admission: std::sync::Mutex::new(Some(admission)),
     };
     ctx.run(decision, body, report).await
+}
+
+/// A W3C Trace Context `traceparent` (version 00: `00-<32 hex>-<16 hex>-<2 hex>`), neither id
+/// all zeros.
+fn is_traceparent(v: &[u8]) -> bool {
+    let hex = |b: &[u8]| b.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let zero = |b: &[u8]| b.iter().all(|c| *c == b'0');
+    v.len() == 55
+        && v.starts_with(b"00-")
+        && v[35] == b'-'
+        && v[52] == b'-'
+        && hex(&v[3..35])
+        && hex(&v[36..52])
+        && hex(&v[53..55])
+        && !zero(&v[3..35])
+        && !zero(&v[36..52])
 }
 
 /// What every attempt of one request shares.
@@ -191,6 +323,8 @@ struct Attempt<'a> {
     endpoint: Endpoint,
     rid: &'a str,
     client_key: Option<&'a str>,
+    /// The client's W3C `traceparent`, when well formed.
+    traceparent: Option<HeaderValue>,
     started: Instant,
     /// The shutdown deadline, taken by the attempt that streams.
     shutdown: std::sync::Mutex<Option<Deadline>>,
@@ -226,7 +360,7 @@ fn outcome(e: &Error) -> String {
 impl Attempt<'_> {
     /// Try the decision's targets in order: each up to its retries, the next one on a failure a
     /// fallback may help, a typed fallback on its class of error.
-    async fn run(&self, decision: Decision, body: Value, report: &mut Report) -> Result<Response, Error> {
+    async fn run(&self, decision: Decision, body: Value, report: &mut Report) -> Result<Answer, Error> {
         let Decision { plan, retries, mut typed, last_resort, breakers, .. } = decision;
         let mut queue: VecDeque<Planned> = plan.into();
         let mut failures: Vec<(String, Error)> = Vec::new();
@@ -267,10 +401,13 @@ impl Attempt<'_> {
                     let _ = self.state.store.breaker_record(&breaker_key(&planned.name), !failed, cfg).await;
                 }
                 let error = match result {
-                    Ok(resp) => {
-                        report.attempts.push(format!("{}:{}", planned.name, resp.status().as_u16()));
+                    Ok(answer) => {
+                        let status = match &answer {
+                            Answer::Whole(r) | Answer::Stream(r, _) => r.status().as_u16(),
+                        };
+                        report.attempts.push(format!("{}:{status}", planned.name));
                         report.target = Some(planned.name.clone());
-                        return Ok(resp);
+                        return Ok(answer);
                     }
                     Err(e) => e,
                 };
@@ -314,7 +451,7 @@ impl Attempt<'_> {
     }
 
     /// One attempt at one target.
-    async fn once(&self, planned: &Planned, request: Value, report: &mut Report) -> Result<Response, Error> {
+    async fn once(&self, planned: &Planned, request: Value, report: &mut Report) -> Result<Answer, Error> {
         let state = self.state;
         let provider = planned.provider.id().to_string();
         report.provider = Some(provider.clone());
@@ -327,10 +464,20 @@ impl Attempt<'_> {
         let translator = call.stream();
         let up = call.request(request, self.client_key);
         report.dropped = call.dropped().to_vec();
-        let up = up?;
+        let mut up = up?;
+        // The request's id (and the client's trace context) follow it upstream, so that the
+        // provider's logs and ours can be joined.
+        if let Ok(v) = HeaderValue::from_str(self.rid) {
+            up.headers.insert("x-request-id", v);
+        }
+        if let Some(tp) = self.traceparent.clone() {
+            up.headers.insert("traceparent", tp);
+        }
         let prepared = self.started.elapsed();
         let waits = planned.timeouts;
         let first_byte = waits.first_byte.unwrap_or(state.config.upstream_timeout);
+        report.upstream_model = Some(planned.model.clone());
+        let sent = Instant::now();
         let resp = state.upstream.send(&provider, up, waits.connect, first_byte).await?;
         let status = resp.status();
         if !status.is_success() {
@@ -349,8 +496,10 @@ impl Attempt<'_> {
                 .ok()
                 .and_then(|mut s| s.take())
                 .unwrap_or_else(|| Box::pin(std::future::pending()));
+            report.upstream = Some(sent.elapsed());
+            let upstream: UpstreamBody = Box::pin(resp.bytes_stream());
             let pump = Pump {
-                upstream: resp.bytes_stream(),
+                upstream,
                 translator,
                 provider: provider.clone(),
                 idle,
@@ -359,6 +508,8 @@ impl Attempt<'_> {
                 done: false,
                 on_done: None,
                 held: None,
+                first_content: None,
+                chunks: None,
             };
             let mut pump = open_stream(pump, first_byte).await?;
             let admission = self.admission.lock().ok().and_then(|mut a| a.take());
@@ -370,24 +521,26 @@ impl Attempt<'_> {
                 a.decorate(&mut scratch);
                 headers = scratch.headers().clone();
             }
-            pump.on_done = Some(Box::new(move |usage: Option<&Value>| {
+            pump.on_done = Some(Box::new(move |ended: StreamEnd| {
+                let usage = ended.usage;
                 let cost = usage.and_then(|u| provider_plan.cost(&model, u));
                 if let Some(a) = admission {
                     let usage = usage.cloned();
                     tokio::spawn(async move { a.finish(&store, usage.as_ref(), cost).await });
                 }
             }));
-            let mut resp = Response::new(Body::from_stream(pump.into_body()));
-            let h = resp.headers_mut();
+            let mut head = Response::new(Body::empty());
+            let h = head.headers_mut();
             h.extend(headers);
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             report.overhead = Some(prepared);
-            return Ok(resp);
+            return Ok(Answer::Stream(head, Box::new(pump)));
         }
         let total = waits.total.unwrap_or(state.config.upstream_timeout);
         let reply = state.upstream.body(&provider, resp, state.config.max_upstream_body_bytes, total).await?;
         let translated_at = Instant::now();
+        report.upstream = Some(translated_at.duration_since(sent));
         let (bytes, usage): (Bytes, Option<Value>) = if call.forwards_response_as_is() {
             // The answer is already canonical: check it is JSON (reading only its usage), and
             // pass the bytes on.
@@ -407,6 +560,7 @@ impl Attempt<'_> {
         let mut resp = Response::new(Body::from(bytes));
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let cost = usage.as_ref().and_then(|u| planned.provider.cost(&planned.model, u));
+        report.cost = cost;
         if let Some(c) = cost {
             if let Ok(v) = HeaderValue::from_str(&format!("{c:.8}")) {
                 resp.headers_mut().insert("x-lightport-cost", v);
@@ -419,7 +573,8 @@ impl Attempt<'_> {
             a.decorate(&mut resp);
             a.finish(&self.state.store, usage.as_ref(), cost).await;
         }
-        Ok(resp)
+        report.usage = usage;
+        Ok(Answer::Whole(resp))
     }
 }
 
@@ -435,8 +590,15 @@ fn all_failed(failures: Vec<(String, Error)>) -> Error {
     last
 }
 
-/// What runs once a stream is over, with the usage it reported.
-type OnDone = Box<dyn FnOnce(Option<&Value>) + Send>;
+/// How a stream ended: the usage it reported, and its failure if it failed.
+#[derive(Clone, Copy)]
+struct StreamEnd<'a> {
+    usage: Option<&'a Value>,
+    failure: Option<&'a Error>,
+}
+
+/// What runs once a stream is over (or its client gone).
+type OnDone = Box<dyn FnOnce(StreamEnd) + Send>;
 
 /// A stream's upstream and translator, read one upstream read at a time.
 struct Pump<S> {
@@ -454,6 +616,21 @@ struct Pump<S> {
     on_done: Option<OnDone>,
     /// What was translated before the client's stream began (held until the first content).
     held: Option<Bytes>,
+    /// When the first content was read.
+    first_content: Option<Instant>,
+    /// The stream's share of the metrics (in flight, time per chunk).
+    chunks: Option<super::metrics::StreamMetrics>,
+}
+
+impl<S> Drop for Pump<S> {
+    /// A client that leaves before the end still gets its request settled and logged.
+    fn drop(&mut self) {
+        if let Some(f) = self.on_done.take() {
+            let gone = Error::new(499, "client_closed_request", "the client closed the stream before its end")
+                .with_code("client_closed");
+            f(StreamEnd { usage: self.translator.usage(), failure: Some(self.translator.failure().unwrap_or(&gone)) });
+        }
+    }
 }
 
 impl<S> Pump<S>
@@ -511,7 +688,7 @@ where
         self.done = done;
         if done {
             if let Some(f) = self.on_done.take() {
-                f(self.translator.usage());
+                f(StreamEnd { usage: self.translator.usage(), failure: self.translator.failure() });
             }
         }
     }
@@ -530,6 +707,9 @@ where
                 let mut out = BytesMut::new();
                 p.step(p.idle, &mut out).await;
                 if !out.is_empty() {
+                    if let Some(c) = &mut p.chunks {
+                        c.chunk();
+                    }
                     return Some((Ok(out.freeze()), p));
                 }
             }
@@ -559,5 +739,6 @@ where
         }
     }
     pump.held = (!held.is_empty()).then(|| held.freeze());
+    pump.first_content = pump.translator.content_started().then(Instant::now);
     Ok(pump)
 }

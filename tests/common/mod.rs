@@ -226,6 +226,7 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub engine: Arc<ArcSwap<Engine>>,
     pub router: Arc<ArcSwap<lightport::route::Router>>,
+    pub reloads: Arc<lightport::reload::ReloadStatus>,
 }
 
 impl Gateway {
@@ -250,11 +251,13 @@ pub async fn gateway_with(engine: Engine, config: Config) -> Gateway {
 pub async fn gateway_routed(engine: Engine, routes: lightport::route::Router, config: Config) -> Gateway {
     let engine = Arc::new(ArcSwap::from_pointee(engine));
     let routes = Arc::new(ArcSwap::from_pointee(routes));
-    let app = router(AppState::with_router(Arc::clone(&engine), Arc::clone(&routes), config));
+    let state = AppState::with_router(Arc::clone(&engine), Arc::clone(&routes), config);
+    let reloads = Arc::clone(&state.reloads);
+    let app = router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lightport::server::serve(listener, app, std::future::pending()));
-    Gateway { addr, engine, router: routes }
+    Gateway { addr, engine, router: routes, reloads }
 }
 
 pub fn quick_config() -> Config {

@@ -1,0 +1,369 @@
+//! `GET /metrics`: Prometheus (OpenMetrics text) series for every request, named after
+//! OpenTelemetry's GenAI semantic conventions where one exists (v1.41.0, the last release in
+//! open-telemetry/semantic-conventions: `gen_ai.client.operation.duration`,
+//! `gen_ai.client.token.usage`, `gen_ai.client.operation.time_to_first_chunk`,
+//! `gen_ai.client.operation.time_per_output_chunk`; attributes `gen_ai.operation.name`,
+//! `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `error.type`,
+//! `gen_ai.token.type`), in their Prometheus form (dots as underscores, seconds as `_seconds`);
+//! the gateway's own series are `lightport_*`.
+//!
+//! Labels are bounded: a model or target label takes at most `max_models` distinct names (then
+//! `other`), and only for requests the router placed, so random model names add no series; any
+//! label can be switched off.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::plan::price::Tokens;
+
+/// A series' labels: only the ones switched on.
+pub(crate) type Labels = Vec<(&'static str, Arc<str>)>;
+
+/// Buckets of the GenAI duration histograms (seconds), as the conventions advise.
+const DURATION_BUCKETS: [f64; 14] =
+    [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+/// Buckets of the token histogram, as the conventions advise.
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+/// The gateway's own time per request is microseconds, not the seconds of a model call.
+const OVERHEAD_BUCKETS: [f64; 12] =
+    [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05];
+
+/// What `/metrics` reports and how.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Distinct model names a model label takes before it says `other`.
+    pub max_models: usize,
+    /// Labels left out of every series (by their Prometheus name, e.g. `gen_ai_request_model`).
+    pub omit_labels: HashSet<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { max_models: 200, omit_labels: HashSet::new() }
+    }
+}
+
+type Hist = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The gateway's series.
+pub struct Metrics {
+    registry: Registry,
+    config: MetricsConfig,
+    request_models: Bounded,
+    response_models: Bounded,
+    targets: Bounded,
+    error_types: Bounded,
+    requests: Family<Labels, Counter>,
+    duration: Hist,
+    tokens: Hist,
+    ttfc: Hist,
+    per_chunk: Hist,
+    upstream: Hist,
+    overhead: Hist,
+    token_count: Family<Labels, Counter>,
+    cost: Family<Labels, Counter<f64, AtomicU64>>,
+    attempts: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    fallbacks: Family<Labels, Counter>,
+    pub(crate) breaker_open: Family<Labels, Gauge>,
+    streams: Gauge,
+}
+
+fn durations() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+fn token_buckets() -> Histogram {
+    Histogram::new(TOKEN_BUCKETS)
+}
+fn overhead_buckets() -> Histogram {
+    Histogram::new(OVERHEAD_BUCKETS)
+}
+
+/// One request as the metrics see it.
+pub(crate) struct Observation<'a> {
+    pub operation: &'static str,
+    pub provider: Option<&'a str>,
+    pub request_model: Option<&'a str>,
+    pub response_model: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub status: u16,
+    pub error_type: Option<&'a str>,
+    pub duration: Duration,
+    pub upstream: Option<Duration>,
+    pub overhead: Option<Duration>,
+    pub ttfc: Option<Duration>,
+    pub tokens: Option<Tokens>,
+    pub cost: Option<f64>,
+    /// `target:outcome` per attempt.
+    pub attempts: &'a [String],
+}
+
+impl Metrics {
+    pub fn new(config: MetricsConfig, reloads: &crate::reload::ReloadStatus) -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            config,
+            request_models: Bounded::default(),
+            response_models: Bounded::default(),
+            targets: Bounded::default(),
+            error_types: Bounded::default(),
+            requests: Family::default(),
+            duration: Family::new_with_constructor(durations),
+            tokens: Family::new_with_constructor(token_buckets),
+            ttfc: Family::new_with_constructor(durations),
+            per_chunk: Family::new_with_constructor(durations),
+            upstream: Family::new_with_constructor(durations),
+            overhead: Family::new_with_constructor(overhead_buckets),
+            token_count: Family::default(),
+            cost: Family::default(),
+            attempts: Family::default(),
+            retries: Family::default(),
+            fallbacks: Family::default(),
+            breaker_open: Family::default(),
+            streams: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("lightport_requests", "Requests answered, by outcome", m.requests.clone());
+        r.register_with_unit(
+            "gen_ai_client_operation_duration",
+            "GenAI operation duration (request received to answer or stream end)",
+            Unit::Seconds,
+            m.duration.clone(),
+        );
+        r.register("gen_ai_client_token_usage", "Tokens used per request, by gen_ai_token_type", m.tokens.clone());
+        r.register_with_unit(
+            "gen_ai_client_operation_time_to_first_chunk",
+            "Streams: time from the request to its first content chunk",
+            Unit::Seconds,
+            m.ttfc.clone(),
+        );
+        r.register_with_unit(
+            "gen_ai_client_operation_time_per_output_chunk",
+            "Streams: time between two output chunks",
+            Unit::Seconds,
+            m.per_chunk.clone(),
+        );
+        r.register_with_unit(
+            "lightport_upstream_duration",
+            "The answering attempt's upstream time (to its headers for a stream, its whole body otherwise)",
+            Unit::Seconds,
+            m.upstream.clone(),
+        );
+        r.register_with_unit(
+            "lightport_overhead",
+            "The gateway's own time per request, upstream excluded",
+            Unit::Seconds,
+            m.overhead.clone(),
+        );
+        r.register(
+            "lightport_tokens",
+            "Tokens by type: input, output, cache_read, cache_write, reasoning",
+            m.token_count.clone(),
+        );
+        r.register("lightport_cost_usd", "Cost of the answers in US dollars, from their usage", m.cost.clone());
+        r.register("lightport_upstream_attempts", "Upstream attempts by target and outcome", m.attempts.clone());
+        r.register("lightport_retries", "Attempts that retried the same target", m.retries.clone());
+        r.register("lightport_fallbacks", "Attempts that moved on to another target", m.fallbacks.clone());
+        r.register(
+            "lightport_circuit_breaker_open",
+            "1 while a target's circuit breaker is open",
+            m.breaker_open.clone(),
+        );
+        r.register("lightport_streams_in_flight", "Streams open now", m.streams.clone());
+        r.register("lightport_reloads", "Mapping and config reloads, by result", reloads.counter.clone());
+        r.register(
+            "lightport_last_good_reload_timestamp_seconds",
+            "When the mappings and config last loaded without a problem (Unix time)",
+            reloads.last_good.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The OpenMetrics text of every series.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+
+    /// Model labels: each one of at most `max_models` names, then `other`.
+    fn request_model(&self, name: Option<&str>) -> Arc<str> {
+        self.request_models.label(name, self.config.max_models)
+    }
+
+    fn response_model(&self, name: Option<&str>) -> Arc<str> {
+        self.response_models.label(name, self.config.max_models)
+    }
+
+    fn labels(&self, pairs: &[(&'static str, Arc<str>)]) -> Labels {
+        pairs.iter().filter(|(k, _)| !self.config.omit_labels.contains(*k)).cloned().collect()
+    }
+
+    /// Count one finished request in every series it belongs to.
+    pub(crate) fn observe(&self, o: &Observation) {
+        let s = |v: Option<&str>| Arc::<str>::from(v.unwrap_or(""));
+        // Model labels only for requests the router placed.
+        let placed = o.provider.is_some();
+        let request_model = if placed { self.request_model(o.request_model) } else { Arc::from("") };
+        let response_model = if placed { self.response_model(o.response_model) } else { Arc::from("") };
+        // Without a config, a target is named `provider/model`: as bounded as model names.
+        let target = self.targets.label(o.target, self.config.max_models);
+        let (op, provider, route) = (Arc::<str>::from(o.operation), s(o.provider), s(o.route));
+        // Error types come from mappings and upstreams: bounded like model names.
+        let error_type = self.error_types.label(o.error_type, 50);
+        let genai = [
+            ("gen_ai_operation_name", Arc::clone(&op)),
+            ("gen_ai_provider_name", Arc::clone(&provider)),
+            ("gen_ai_request_model", Arc::clone(&request_model)),
+            ("gen_ai_response_model", Arc::clone(&response_model)),
+            ("lightport_route", Arc::clone(&route)),
+            ("lightport_target", Arc::clone(&target)),
+        ];
+        let mut with_outcome = genai.to_vec();
+        with_outcome.push(("http_response_status_code", Arc::from(o.status.to_string())));
+        with_outcome.push(("error_type", Arc::clone(&error_type)));
+        self.requests.get_or_create(&self.labels(&with_outcome)).inc();
+        let mut with_error = genai.to_vec();
+        with_error.push(("error_type", error_type));
+        self.duration.get_or_create(&self.labels(&with_error)).observe(o.duration.as_secs_f64());
+        if let Some(t) = o.ttfc {
+            self.ttfc.get_or_create(&self.labels(&genai)).observe(t.as_secs_f64());
+        }
+        let by_target = self.labels(&[("gen_ai_provider_name", Arc::clone(&provider)), ("lightport_target", target)]);
+        if let Some(u) = o.upstream {
+            self.upstream.get_or_create(&by_target).observe(u.as_secs_f64());
+        }
+        if let Some(d) = o.overhead {
+            self.overhead
+                .get_or_create(&self.labels(&[("gen_ai_provider_name", Arc::clone(&provider))]))
+                .observe(d.as_secs_f64());
+        }
+        if let Some(t) = o.tokens {
+            for (kind, n) in [("input", t.prompt), ("output", t.completion)] {
+                let mut l = genai.to_vec();
+                l.push(("gen_ai_token_type", Arc::from(kind)));
+                self.tokens.get_or_create(&self.labels(&l)).observe(n as f64);
+            }
+            let base = [
+                ("gen_ai_provider_name", Arc::clone(&provider)),
+                ("gen_ai_response_model", Arc::clone(&response_model)),
+            ];
+            for (kind, n) in [
+                ("input", t.prompt),
+                ("output", t.completion),
+                ("cache_read", t.cache_read),
+                ("cache_write", t.cache_write),
+                ("reasoning", t.reasoning),
+            ] {
+                let mut l = base.to_vec();
+                l.push(("type", Arc::from(kind)));
+                self.token_count.get_or_create(&self.labels(&l)).inc_by(n);
+            }
+        }
+        if let Some(c) = o.cost {
+            let l = [
+                ("gen_ai_provider_name", provider),
+                ("gen_ai_response_model", response_model),
+                ("lightport_route", route),
+            ];
+            self.cost.get_or_create(&self.labels(&l)).inc_by(c);
+        }
+        let mut previous: Option<&str> = None;
+        for a in o.attempts {
+            let (target, outcome) = a.rsplit_once(':').unwrap_or((a, ""));
+            let label = self.targets.label(Some(target), self.config.max_models);
+            let l = self.labels(&[("lightport_target", Arc::clone(&label)), ("outcome", Arc::from(outcome))]);
+            self.attempts.get_or_create(&l).inc();
+            match previous {
+                Some(p) if p == target => {
+                    self.retries.get_or_create(&self.labels(&[("lightport_target", label)])).inc();
+                }
+                Some(_) => {
+                    self.fallbacks.get_or_create(&self.labels(&[("lightport_route", s(o.route))])).inc();
+                }
+                None => {}
+            }
+            previous = Some(target);
+        }
+    }
+
+    /// A stream opened: counted in flight until the returned guard drops. Its chunk gaps go to
+    /// the per-chunk histogram through [`StreamMetrics::chunk`].
+    pub(crate) fn stream(
+        &self,
+        operation: &'static str,
+        provider: &str,
+        request_model: &str,
+        response_model: &str,
+    ) -> StreamMetrics {
+        self.streams.inc();
+        let labels = self.labels(&[
+            ("gen_ai_operation_name", Arc::from(operation)),
+            ("gen_ai_provider_name", Arc::from(provider)),
+            ("gen_ai_request_model", self.request_model(Some(request_model))),
+            ("gen_ai_response_model", self.response_model(Some(response_model))),
+        ]);
+        StreamMetrics {
+            per_chunk: self.per_chunk.get_or_create_owned(&labels),
+            streams: self.streams.clone(),
+            last: None,
+        }
+    }
+}
+
+/// A label's values: at most `max` distinct ones, then `other`.
+#[derive(Default)]
+struct Bounded(Mutex<HashSet<Arc<str>>>);
+
+impl Bounded {
+    fn label(&self, name: Option<&str>, max: usize) -> Arc<str> {
+        let Some(name) = name else { return Arc::from("") };
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = seen.get(name) {
+            return Arc::clone(known);
+        }
+        if seen.len() >= max {
+            return Arc::from("other");
+        }
+        let name: Arc<str> = Arc::from(name);
+        seen.insert(Arc::clone(&name));
+        name
+    }
+}
+
+/// One open stream's share of the metrics.
+pub(crate) struct StreamMetrics {
+    per_chunk: Histogram,
+    streams: Gauge,
+    last: Option<std::time::Instant>,
+}
+
+impl StreamMetrics {
+    /// An output chunk left for the client now.
+    pub fn chunk(&mut self) {
+        let now = std::time::Instant::now();
+        if let Some(last) = self.last.replace(now) {
+            self.per_chunk.observe(now.duration_since(last).as_secs_f64());
+        }
+    }
+}
+
+impl Drop for StreamMetrics {
+    fn drop(&mut self) {
+        self.streams.dec();
+    }
+}
