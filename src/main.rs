@@ -83,6 +83,10 @@ struct ServeArgs {
     /// Log lines as human text or as one JSON object per line.
     #[arg(long, env = "LIGHTPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log lines waiting to be written; beyond it new lines are dropped rather than make a
+    /// request wait for a slow log reader.
+    #[arg(long, env = "LIGHTPORT_LOG_BUFFER_LINES", default_value_t = 16_384)]
+    log_buffer_lines: usize,
     /// Serve `/metrics` on this address instead of the main one.
     #[arg(long, env = "LIGHTPORT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -211,7 +215,14 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             let filter = tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+            // Lines are written by a thread of their own, so a request never waits on stderr (a
+            // pipe to a container runtime); beyond the buffer, lines are dropped, not waited for.
+            let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(args.log_buffer_lines.max(1))
+                .lossy(true)
+                .thread_name("lightport-log")
+                .finish(std::io::stderr());
+            let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
             match args.log_format {
                 // Colours only for a person at a terminal, never into a file or a collector.
                 LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),

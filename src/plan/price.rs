@@ -42,14 +42,16 @@ pub struct Tokens {
 impl Tokens {
     /// Read a canonical `usage` object.
     pub fn from_usage(usage: &Value) -> Tokens {
-        let n = |p: &str| usage.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        let n = |v: Option<&Value>, k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_u64).unwrap_or(0);
+        let (u, prompt, completion) =
+            (Some(usage), usage.get("prompt_tokens_details"), usage.get("completion_tokens_details"));
         Tokens {
-            prompt: n("/prompt_tokens"),
-            completion: n("/completion_tokens"),
-            cache_read: n("/prompt_tokens_details/cached_tokens"),
-            cache_write: n("/prompt_tokens_details/cache_write_tokens"),
-            cache_write_1h: n("/prompt_tokens_details/cache_write_1h_tokens"),
-            reasoning: n("/completion_tokens_details/reasoning_tokens"),
+            prompt: n(u, "prompt_tokens"),
+            completion: n(u, "completion_tokens"),
+            cache_read: n(prompt, "cached_tokens"),
+            cache_write: n(prompt, "cache_write_tokens"),
+            cache_write_1h: n(prompt, "cache_write_1h_tokens"),
+            reasoning: n(completion, "reasoning_tokens"),
         }
     }
 }

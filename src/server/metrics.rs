@@ -11,7 +11,7 @@
 //! `other`), and only for requests the router placed, so random model names add no series; any
 //! label can be switched off.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -79,6 +79,9 @@ pub struct Metrics {
     fallbacks: Family<Labels, Counter>,
     pub(crate) breaker_open: Family<Labels, Gauge>,
     streams: Gauge,
+    /// A request's series handles by its labels (see [`Metrics::observe`]).
+    series: Mutex<HashMap<String, Arc<Series>>>,
+    attempt_counters: Mutex<HashMap<String, Counter>>,
 }
 
 fn durations() -> Histogram {
@@ -134,6 +137,8 @@ impl Metrics {
             fallbacks: Family::default(),
             breaker_open: Family::default(),
             streams: Gauge::default(),
+            series: Mutex::new(HashMap::new()),
+            attempt_counters: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -213,10 +218,99 @@ impl Metrics {
         pairs.iter().filter(|(k, _)| !self.config.omit_labels.contains(*k)).cloned().collect()
     }
 
-    /// Count one finished request in every series it belongs to.
+    /// Count one finished request in every series it belongs to. The handles of a request's
+    /// series are found once per distinct label set and kept ([`Series`]), so a request costs
+    /// one lookup of a short key, not a hash of every family's labels.
     pub(crate) fn observe(&self, o: &Observation) {
-        let s = |v: Option<&str>| Arc::<str>::from(v.unwrap_or(""));
         // Model labels only for requests the router placed.
+        let placed = o.provider.is_some();
+        let mut key = String::with_capacity(128);
+        for part in [
+            o.operation,
+            o.provider.unwrap_or(""),
+            if placed { o.request_model.unwrap_or("") } else { "" },
+            if placed { o.response_model.unwrap_or("") } else { "" },
+            o.route.unwrap_or(""),
+            o.target.unwrap_or(""),
+            o.error_type.unwrap_or(""),
+        ] {
+            key.push_str(part);
+            key.push('\u{0}');
+        }
+        let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{}", o.status));
+        let series = self.series.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let series = series.unwrap_or_else(|| {
+            let made = Arc::new(self.series_for(o));
+            let mut cache = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            // Every label is bounded, so their products are too; the cache bound is a backstop.
+            if cache.len() < MAX_SERIES {
+                cache.insert(key, Arc::clone(&made));
+            }
+            made
+        });
+        series.requests.inc();
+        series.duration.observe(o.duration.as_secs_f64());
+        if let Some(t) = o.ttfc {
+            series.ttfc.observe(t.as_secs_f64());
+        }
+        if let Some(u) = o.upstream {
+            series.upstream.observe(u.as_secs_f64());
+        }
+        if let Some(d) = o.overhead {
+            series.overhead.observe(d.as_secs_f64());
+        }
+        if let Some(t) = o.tokens {
+            series.input.observe(t.prompt as f64);
+            series.output.observe(t.completion as f64);
+            for (counter, n) in
+                series.token_counts.iter().zip([t.prompt, t.completion, t.cache_read, t.cache_write, t.reasoning])
+            {
+                counter.inc_by(n);
+            }
+        }
+        if let Some(c) = o.cost {
+            series.cost.inc_by(c);
+        }
+        let mut previous: Option<&str> = None;
+        for a in o.attempts {
+            let (target, _) = a.rsplit_once(':').unwrap_or((a, ""));
+            self.attempt(a).inc();
+            match previous {
+                Some(p) if p == target => {
+                    let l =
+                        self.labels(&[("lightport_target", self.targets.label(Some(target), self.config.max_models))]);
+                    self.retries.get_or_create(&l).inc();
+                }
+                Some(_) => {
+                    let route = Arc::<str>::from(o.route.unwrap_or(""));
+                    self.fallbacks.get_or_create(&self.labels(&[("lightport_route", route)])).inc();
+                }
+                None => {}
+            }
+            previous = Some(target);
+        }
+    }
+
+    /// The counter of one `target:outcome` attempt.
+    fn attempt(&self, a: &str) -> Counter {
+        if let Some(c) = self.attempt_counters.lock().unwrap_or_else(|e| e.into_inner()).get(a) {
+            return c.clone();
+        }
+        let (target, outcome) = a.rsplit_once(':').unwrap_or((a, ""));
+        let label = self.targets.label(Some(target), self.config.max_models);
+        let c = self
+            .attempts
+            .get_or_create_owned(&self.labels(&[("lightport_target", label), ("outcome", Arc::from(outcome))]));
+        let mut cache = self.attempt_counters.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() < MAX_SERIES {
+            cache.insert(a.to_string(), c.clone());
+        }
+        c
+    }
+
+    /// The handles of every series one kind of request counts in.
+    fn series_for(&self, o: &Observation) -> Series {
+        let s = |v: Option<&str>| Arc::<str>::from(v.unwrap_or(""));
         let placed = o.provider.is_some();
         let request_model = if placed { self.request_model(o.request_model) } else { Arc::from("") };
         let response_model = if placed { self.response_model(o.response_model) } else { Arc::from("") };
@@ -233,71 +327,39 @@ impl Metrics {
             ("lightport_route", Arc::clone(&route)),
             ("lightport_target", Arc::clone(&target)),
         ];
-        let mut with_outcome = genai.to_vec();
-        with_outcome.push(("http_response_status_code", Arc::from(o.status.to_string())));
-        with_outcome.push(("error_type", Arc::clone(&error_type)));
-        self.requests.get_or_create(&self.labels(&with_outcome)).inc();
-        let mut with_error = genai.to_vec();
-        with_error.push(("error_type", error_type));
-        self.duration.get_or_create(&self.labels(&with_error)).observe(o.duration.as_secs_f64());
-        if let Some(t) = o.ttfc {
-            self.ttfc.get_or_create(&self.labels(&genai)).observe(t.as_secs_f64());
-        }
+        let with = |extra: &[(&'static str, Arc<str>)]| {
+            let mut l = genai.to_vec();
+            l.extend_from_slice(extra);
+            self.labels(&l)
+        };
+        let outcome = with(&[
+            ("http_response_status_code", Arc::from(o.status.to_string())),
+            ("error_type", Arc::clone(&error_type)),
+        ]);
         let by_target = self.labels(&[("gen_ai_provider_name", Arc::clone(&provider)), ("lightport_target", target)]);
-        if let Some(u) = o.upstream {
-            self.upstream.get_or_create(&by_target).observe(u.as_secs_f64());
-        }
-        if let Some(d) = o.overhead {
-            self.overhead
-                .get_or_create(&self.labels(&[("gen_ai_provider_name", Arc::clone(&provider))]))
-                .observe(d.as_secs_f64());
-        }
-        if let Some(t) = o.tokens {
-            for (kind, n) in [("input", t.prompt), ("output", t.completion)] {
-                let mut l = genai.to_vec();
-                l.push(("gen_ai_token_type", Arc::from(kind)));
-                self.tokens.get_or_create(&self.labels(&l)).observe(n as f64);
-            }
-            let base = [
-                ("gen_ai_provider_name", Arc::clone(&provider)),
-                ("gen_ai_response_model", Arc::clone(&response_model)),
-            ];
-            for (kind, n) in [
-                ("input", t.prompt),
-                ("output", t.completion),
-                ("cache_read", t.cache_read),
-                ("cache_write", t.cache_write),
-                ("reasoning", t.reasoning),
-            ] {
-                let mut l = base.to_vec();
-                l.push(("type", Arc::from(kind)));
-                self.token_count.get_or_create(&self.labels(&l)).inc_by(n);
-            }
-        }
-        if let Some(c) = o.cost {
-            let l = [
+        let by_model =
+            [("gen_ai_provider_name", Arc::clone(&provider)), ("gen_ai_response_model", Arc::clone(&response_model))];
+        let token_count = |kind: &'static str| {
+            let mut l = by_model.to_vec();
+            l.push(("type", Arc::from(kind)));
+            self.token_count.get_or_create_owned(&self.labels(&l))
+        };
+        Series {
+            requests: self.requests.get_or_create_owned(&outcome),
+            duration: self.duration.get_or_create_owned(&with(&[("error_type", Arc::clone(&error_type))])),
+            ttfc: self.ttfc.get_or_create_owned(&self.labels(&genai)),
+            upstream: self.upstream.get_or_create_owned(&by_target),
+            overhead: self
+                .overhead
+                .get_or_create_owned(&self.labels(&[("gen_ai_provider_name", Arc::clone(&provider))])),
+            input: self.tokens.get_or_create_owned(&with(&[("gen_ai_token_type", Arc::from("input"))])),
+            output: self.tokens.get_or_create_owned(&with(&[("gen_ai_token_type", Arc::from("output"))])),
+            token_counts: ["input", "output", "cache_read", "cache_write", "reasoning"].map(token_count),
+            cost: self.cost.get_or_create_owned(&self.labels(&[
                 ("gen_ai_provider_name", provider),
                 ("gen_ai_response_model", response_model),
                 ("lightport_route", route),
-            ];
-            self.cost.get_or_create(&self.labels(&l)).inc_by(c);
-        }
-        let mut previous: Option<&str> = None;
-        for a in o.attempts {
-            let (target, outcome) = a.rsplit_once(':').unwrap_or((a, ""));
-            let label = self.targets.label(Some(target), self.config.max_models);
-            let l = self.labels(&[("lightport_target", Arc::clone(&label)), ("outcome", Arc::from(outcome))]);
-            self.attempts.get_or_create(&l).inc();
-            match previous {
-                Some(p) if p == target => {
-                    self.retries.get_or_create(&self.labels(&[("lightport_target", label)])).inc();
-                }
-                Some(_) => {
-                    self.fallbacks.get_or_create(&self.labels(&[("lightport_route", s(o.route))])).inc();
-                }
-                None => {}
-            }
-            previous = Some(target);
+            ])),
         }
     }
 
@@ -344,6 +406,22 @@ impl Bounded {
         name
     }
 }
+
+/// The handles of the series one kind of request (same labels) counts in.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+    ttfc: Histogram,
+    upstream: Histogram,
+    overhead: Histogram,
+    input: Histogram,
+    output: Histogram,
+    token_counts: [Counter; 5],
+    cost: Counter<f64, AtomicU64>,
+}
+
+/// Label sets whose handles are kept.
+const MAX_SERIES: usize = 10_000;
 
 /// One open stream's share of the metrics.
 pub(crate) struct StreamMetrics {
