@@ -42,6 +42,12 @@ impl ReloadStatus {
         }
     }
 
+    /// Reloads done so far: (without a problem, with one).
+    pub fn counts(&self) -> (u64, u64) {
+        let n = |r: &'static str| self.counter.get_or_create(&vec![("result", r)]).get();
+        (n("success"), n("failure"))
+    }
+
     /// The last reload's problems (0 when it was good), and when the files last loaded cleanly.
     pub fn last(&self) -> (usize, f64) {
         (self.last_problems.load(std::sync::atomic::Ordering::Relaxed), self.last_good.get())
@@ -298,9 +304,12 @@ pub fn watch(
             let (sources, engine, router) = (sources.clone(), Arc::clone(&engine), Arc::clone(&router));
             // Reading and compiling is blocking work: off the async workers.
             let status = Arc::clone(&status);
+            // The fingerprint is taken before the load, never after: a change written while
+            // the load runs must differ from it, or that change would never be loaded.
             last = tokio::task::spawn_blocking(move || {
+                let before = sources.fingerprint();
                 status.reloaded(sources.reload(&engine, &router));
-                sources.fingerprint()
+                before
             })
             .await
             .ok();
