@@ -333,6 +333,23 @@ async fn open_streams_rss(t: &Target, n: usize) -> Option<(usize, u64)> {
     Some((open, rss))
 }
 
+/// One cold start, in microseconds: spawn, then ask until an answer comes (1 ms apart).
+async fn cold_start(client: &reqwest::Client, bin: &Path, env: &[(&str, String)]) -> Option<f64> {
+    let url = "http://127.0.0.1:19210/v1/chat/completions";
+    let body = openai_body("openai/gpt-4o-mini", false, false);
+    let start = Instant::now();
+    let _p = spawn("lightport (cold)", "0", bin, &["serve", "--listen", "127.0.0.1:19210"], env, None);
+    while start.elapsed() < Duration::from_secs(10) {
+        if let Ok(r) = client.post(url).json(&body).send().await {
+            if r.status().is_success() {
+                return Some(start.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
 fn us(v: f64) -> String {
     if v.is_nan() {
         "-".into()
@@ -715,6 +732,24 @@ async fn main() {
                 peak as f64 / 1024.0
             ));
         }
+    }
+
+    // Cold start: what a serverless platform pays on every scale-up. From the process's spawn
+    // to the first chat request answered through it (every built-in mapping compiled first).
+    if !a.routing_only {
+        let mut times: Vec<f64> = Vec::new();
+        for _ in 0..7 {
+            if let Some(t) = cold_start(&client, &release.join("lightport"), &env).await {
+                times.push(t);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        report.push_str(&format!(
+            "### Cold start\n\nProcess spawn to the first chat completion answered (all built-in mappings compiled), {} runs: median {}, max {}.\n\n",
+            times.len(),
+            us(pct(&times, 0.5)),
+            us(times.last().copied().unwrap_or(f64::NAN)),
+        ));
     }
     println!("{report}");
     let out = root.join("target/bench-report.md");
