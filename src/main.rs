@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 
 use lightport::reload::{watch, Sources};
-use lightport::server::{listener, metrics_router, router_with, AppState, Config};
+use lightport::server::{listener, metrics_router, router_with, traces, AppState, Config};
 use lightport::{mapping_schema, provider_table, read_sources, vectors, with_builtin, Engine, SourceFile};
 
 /// mimalloc: the request and stream paths allocate many small JSON nodes, which it serves
@@ -87,6 +87,10 @@ struct ServeArgs {
     /// request wait for a slow log reader.
     #[arg(long, env = "LIGHTPORT_LOG_BUFFER_LINES", default_value_t = 16_384)]
     log_buffer_lines: usize,
+    /// Export traces (a span per request and per upstream attempt) to this OTLP/HTTP collector,
+    /// e.g. `http://otel-collector:4318` (`/v1/traces` is added unless a path is given).
+    #[arg(long, env = "LIGHTPORT_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Serve `/metrics` on this address instead of the main one.
     #[arg(long, env = "LIGHTPORT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
@@ -213,23 +217,19 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => {
-            let filter = tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            // Lines are written by a thread of their own, so a request never waits on stderr (a
-            // pipe to a container runtime); beyond the buffer, lines are dropped, not waited for.
-            let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .buffered_lines_limit(args.log_buffer_lines.max(1))
-                .lossy(true)
-                .thread_name("lightport-log")
-                .finish(std::io::stderr());
-            let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-            match args.log_format {
-                // Colours only for a person at a terminal, never into a file or a collector.
-                LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-                LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
-            }
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-            match runtime.block_on(serve(*args)) {
+            let (_flush_logs_on_exit, exporter) = match init_logs(&args, runtime.handle()) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("lightport: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = runtime.block_on(serve(*args));
+            if let Some(e) = exporter {
+                e.shutdown();
+            }
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("lightport: {e:#}");
@@ -238,6 +238,56 @@ fn main() -> ExitCode {
             }
         }
         Command::Health { url } => health(url),
+    }
+}
+
+/// Logs (text or JSON, written by a thread of their own) and, with an OTLP endpoint, traces.
+/// The log writer's guard lives as long as the process (dropping it flushes what is left).
+fn init_logs(
+    args: &ServeArgs,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<(tracing_appender::non_blocking::WorkerGuard, Option<traces::Exporter>)> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIGHTPORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        // Trace spans are for the exporter, not the log lines.
+        .add_directive(format!("{}=off", traces::TARGET).parse()?);
+    // Lines are written by a thread of their own, so a request never waits on stderr (a pipe to
+    // a container runtime); beyond the buffer, lines are dropped, not waited for.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(args.log_buffer_lines.max(1))
+        .lossy(true)
+        .thread_name("lightport-log")
+        .finish(std::io::stderr());
+    let logs = match args.log_format {
+        // Colours only for a person at a terminal, never into a file or a collector.
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(logs.with_filter(filter));
+    match &args.otlp_endpoint {
+        Some(endpoint) => {
+            let (layer, exporter) = traces::layer(endpoint, runtime.clone())?;
+            let only_traces =
+                tracing_subscriber::filter::Targets::new().with_target(traces::TARGET, tracing::Level::INFO);
+            registry.with(layer.with_filter(only_traces)).init();
+            Ok((guard, Some(exporter)))
+        }
+        None => {
+            registry.init();
+            Ok((guard, None))
+        }
     }
 }
 
@@ -251,6 +301,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_stream_duration: secs(args.max_stream_duration),
         max_in_flight: args.max_in_flight.max(1),
         stream_limits: lightport::StreamLimits { max_event_bytes: args.max_stream_event_bytes, ..Default::default() },
+        traces: args.otlp_endpoint.is_some(),
         metrics: lightport::server::metrics::MetricsConfig {
             max_models: args.metrics_max_models,
             omit_labels: args.metrics_omit_labels.iter().map(|l| l.trim().to_string()).collect(),

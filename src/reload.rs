@@ -281,13 +281,15 @@ pub fn watch(
     for dir in &watched {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
+    // Installed before this returns: a SIGHUP that comes once the server is up must find it
+    // (the default action of SIGHUP ends the process).
+    let mut hangup = hangup_signals();
     tokio::spawn(async move {
         let digest = |sources: &Sources| {
             let sources = sources.clone();
             tokio::task::spawn_blocking(move || sources.fingerprint())
         };
         let mut last = digest(&sources).await.ok();
-        let mut hangup = hangup_signals();
         loop {
             // SIGHUP reloads whatever the files hold; a file event only when they changed.
             let forced = tokio::select! {

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 mod proxy;
+pub mod traces;
 mod validate;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct Config {
     pub stream_limits: StreamLimits,
     /// What `/metrics` reports.
     pub metrics: metrics::MetricsConfig,
+    /// Make a span per request and per attempt (exported when an OTLP endpoint is set).
+    pub traces: bool,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             max_in_flight: 4096,
             stream_limits: StreamLimits::default(),
             metrics: metrics::MetricsConfig::default(),
+            traces: false,
         }
     }
 }

@@ -102,8 +102,37 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
         report.decorate(&mut resp, &rid);
         return resp;
     };
-    let answer = proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline).await;
-    let end = Ended { state: Arc::clone(&state), endpoint, rid, received };
+    let span = if state.config.traces {
+        let span = tracing::info_span!(
+            target: "lightport::trace",
+            "request",
+            otel.name = endpoint.operation(),
+            otel.kind = "server",
+            gen_ai.operation.name = endpoint.operation(),
+            gen_ai.request.model = tracing::field::Empty,
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.provider.name = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            lightport.request_id = %rid,
+            lightport.route = tracing::field::Empty,
+            lightport.target = tracing::field::Empty,
+            lightport.cost_usd = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        super::traces::adopt_parent(&span, &headers);
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let answer = tracing::Instrument::instrument(
+        proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline),
+        span.clone(),
+    )
+    .await;
+    let end = Ended { state: Arc::clone(&state), endpoint, rid, received, span };
     match answer {
         Ok(Answer::Whole(mut resp)) => {
             report.decorate(&mut resp, &end.rid);
@@ -152,6 +181,8 @@ struct Ended {
     endpoint: Endpoint,
     rid: String,
     received: Instant,
+    /// The request's trace span (none when tracing is off), closed with this.
+    span: tracing::Span,
 }
 
 impl Ended {
@@ -188,6 +219,22 @@ impl Ended {
             cost_usd = cost,
             "request"
         );
+        if !self.span.is_none() {
+            let s = &self.span;
+            s.record("gen_ai.request.model", r.model.as_deref());
+            s.record("gen_ai.response.model", r.upstream_model.as_deref());
+            s.record("gen_ai.provider.name", r.provider.as_deref());
+            s.record("gen_ai.usage.input_tokens", tokens.map(|t| t.prompt));
+            s.record("gen_ai.usage.output_tokens", tokens.map(|t| t.completion));
+            s.record("http.response.status_code", status);
+            s.record("error.type", error.map(|e| e.kind.as_str()));
+            s.record("lightport.route", r.route.as_deref());
+            s.record("lightport.target", r.target.as_deref());
+            s.record("lightport.cost_usd", cost);
+            if error.is_some() {
+                s.record("otel.status_code", "ERROR");
+            }
+        }
         self.state.metrics.observe(&super::metrics::Observation {
             operation: self.endpoint.operation(),
             provider: r.provider.as_deref(),
@@ -273,6 +320,10 @@ async fn proxy(
     }
     let model = validate::model(obj)?.to_string();
     report.model = Some(model.clone());
+    if state.config.traces {
+        // Named now, before an attempt starts the span (a started span keeps its name).
+        tracing::Span::current().record("otel.name", format!("{} {model}", endpoint.operation()));
+    }
     let router = state.router.load();
     let (key, client_key) = identify(&router, headers)?;
     let engine = state.engine.load();
@@ -470,7 +521,27 @@ impl Attempt<'_> {
         if let Ok(v) = HeaderValue::from_str(self.rid) {
             up.headers.insert("x-request-id", v);
         }
-        if let Some(tp) = self.traceparent.clone() {
+        let span = if state.config.traces {
+            tracing::info_span!(
+                target: "lightport::trace",
+                "attempt",
+                otel.name = format!("{} {}", self.endpoint.operation(), planned.model),
+                otel.kind = "client",
+                gen_ai.operation.name = self.endpoint.operation(),
+                gen_ai.provider.name = %provider,
+                gen_ai.request.model = %planned.model,
+                lightport.target = %planned.name,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        if !span.is_none() {
+            // The attempt's own context: the upstream's span becomes its child.
+            super::traces::inject(&span, &mut up.headers);
+        } else if let Some(tp) = self.traceparent.clone() {
             up.headers.insert("traceparent", tp);
         }
         let prepared = self.started.elapsed();
@@ -478,8 +549,13 @@ impl Attempt<'_> {
         let first_byte = waits.first_byte.unwrap_or(state.config.upstream_timeout);
         report.upstream_model = Some(planned.model.clone());
         let sent = Instant::now();
-        let resp = state.upstream.send(&provider, up, waits.connect, first_byte).await?;
+        let sending = state.upstream.send(&provider, up, waits.connect, first_byte);
+        let resp = tracing::Instrument::instrument(sending, span.clone()).await.inspect_err(|e| {
+            span.record("error.type", e.kind.as_str());
+            span.record("otel.status_code", "ERROR");
+        })?;
         let status = resp.status();
+        span.record("http.response.status_code", status.as_u16());
         if !status.is_success() {
             let upstream_headers = resp.headers().clone();
             let body = state.upstream.body(&provider, resp, 1 << 20, first_byte).await.unwrap_or_default();
