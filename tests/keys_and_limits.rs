@@ -166,11 +166,11 @@ async fn the_answer_carries_its_cost() {
     assert_eq!(s, 200);
     let cost: f64 = h["x-lightport-cost"].to_str().unwrap().parse().unwrap();
     assert!((cost - 0.000_51).abs() < 1e-9, "{cost}");
-    // An unpriced model says so: no cost header.
+    // An unpriced model says so.
     let up2 = mock(Reply::Json(200, answer(4))).await;
     let gw = gateway_with_config("targets:\n  t: { provider: openai, model: unpriced-model, base_url: \"{up}\" }\nroutes:\n  - { name: r, targets: [t] }\n", &up2).await;
     let (_, h, _) = ask(&gw, None, &chat()).await;
-    assert!(!h.contains_key("x-lightport-cost"));
+    assert_eq!(h["x-lightport-cost"], "unpriced");
 }
 
 #[tokio::test]

@@ -187,6 +187,9 @@ async fn metric_labels_can_be_switched_off_and_model_names_are_capped() {
     assert_eq!(sum(&s, "lightport_requests_total", &[("gen_ai_request_model", "other")]), 2.0, "{text}");
     assert!(!text.contains("gpt-c") && !text.contains("gpt-d"), "{text}");
     assert!(!text.contains("lightport_route="), "a switched-off label is still there:\n{text}");
+    // These made-up models have no price: their cost is counted as unknown, not as zero.
+    assert_eq!(sum(&s, "lightport_unpriced_requests_total", &[]), 4.0, "{text}");
+    assert_eq!(sum(&s, "lightport_cost_usd_total", &[]), 0.0, "{text}");
 }
 
 #[tokio::test]

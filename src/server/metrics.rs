@@ -74,6 +74,7 @@ pub struct Metrics {
     overhead: Hist,
     token_count: Family<Labels, Counter>,
     cost: Family<Labels, Counter<f64, AtomicU64>>,
+    unpriced: Family<Labels, Counter>,
     attempts: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
@@ -132,6 +133,7 @@ impl Metrics {
             overhead: Family::new_with_constructor(overhead_buckets),
             token_count: Family::default(),
             cost: Family::default(),
+            unpriced: Family::default(),
             attempts: Family::default(),
             retries: Family::default(),
             fallbacks: Family::default(),
@@ -180,6 +182,11 @@ impl Metrics {
             m.token_count.clone(),
         );
         r.register("lightport_cost_usd", "Cost of the answers in US dollars, from their usage", m.cost.clone());
+        r.register(
+            "lightport_unpriced_requests",
+            "Answers that reported usage for a model without a price (their cost is unknown, not zero)",
+            m.unpriced.clone(),
+        );
         r.register("lightport_upstream_attempts", "Upstream attempts by target and outcome", m.attempts.clone());
         r.register("lightport_retries", "Attempts that retried the same target", m.retries.clone());
         r.register("lightport_fallbacks", "Attempts that moved on to another target", m.fallbacks.clone());
@@ -268,8 +275,14 @@ impl Metrics {
                 counter.inc_by(n);
             }
         }
-        if let Some(c) = o.cost {
-            series.cost.inc_by(c);
+        match (o.cost, o.tokens) {
+            (Some(c), _) => {
+                series.cost.inc_by(c);
+            }
+            (None, Some(_)) => {
+                series.unpriced.inc();
+            }
+            (None, None) => {}
         }
         let mut previous: Option<&str> = None;
         for a in o.attempts {
@@ -355,6 +368,7 @@ impl Metrics {
             input: self.tokens.get_or_create_owned(&with(&[("gen_ai_token_type", Arc::from("input"))])),
             output: self.tokens.get_or_create_owned(&with(&[("gen_ai_token_type", Arc::from("output"))])),
             token_counts: ["input", "output", "cache_read", "cache_write", "reasoning"].map(token_count),
+            unpriced: self.unpriced.get_or_create_owned(&self.labels(&by_model)),
             cost: self.cost.get_or_create_owned(&self.labels(&[
                 ("gen_ai_provider_name", provider),
                 ("gen_ai_response_model", response_model),
@@ -418,6 +432,7 @@ struct Series {
     output: Histogram,
     token_counts: [Counter; 5],
     cost: Counter<f64, AtomicU64>,
+    unpriced: Counter,
 }
 
 /// Label sets whose handles are kept.

@@ -217,6 +217,7 @@ impl Ended {
             completion_tokens = tokens.map(|t| t.completion),
             cached_tokens = tokens.map(|t| t.cache_read).filter(|n| *n > 0),
             cost_usd = cost,
+            unpriced = (cost.is_none() && tokens.is_some()).then_some(true),
             "request"
         );
         if !self.span.is_none() {
@@ -637,10 +638,17 @@ impl Attempt<'_> {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let cost = usage.as_ref().and_then(|u| planned.provider.cost(&planned.model, u));
         report.cost = cost;
-        if let Some(c) = cost {
-            if let Ok(v) = HeaderValue::from_str(&format!("{c:.8}")) {
-                resp.headers_mut().insert("x-lightport-cost", v);
+        match cost {
+            Some(c) => {
+                if let Ok(v) = HeaderValue::from_str(&format!("{c:.8}")) {
+                    resp.headers_mut().insert("x-lightport-cost", v);
+                }
             }
+            // Tokens were spent and no price says what they cost: never shown as free.
+            None if usage.is_some() => {
+                resp.headers_mut().insert("x-lightport-cost", HeaderValue::from_static("unpriced"));
+            }
+            None => {}
         }
         // The answer's tokens and cost are counted before the client has it, so that the next
         // request of the same key sees them.
