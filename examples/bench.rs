@@ -734,6 +734,7 @@ async fn main() {
         }
     }
 
+    report.push('\n');
     // Cold start: what a serverless platform pays on every scale-up. From the process's spawn
     // to the first chat request answered through it (every built-in mapping compiled first).
     if !a.routing_only {
