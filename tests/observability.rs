@@ -360,3 +360,44 @@ async fn json_logs_carry_each_requests_facts_and_no_key_prompt_or_answer() {
         assert!(!text.contains(secret), "{secret} reached the log:\n{text}");
     }
 }
+
+/// `--metrics-listen` serves `/metrics` on an address of its own, and the main address no
+/// longer does.
+#[cfg(unix)]
+#[tokio::test]
+async fn metrics_can_listen_on_an_address_of_their_own() {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, metrics_port) = (free(), free());
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("LIGHTPORT_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start lightport"),
+    );
+    let main = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..200 {
+        if client().get(format!("{main}/health")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the gateway did not start");
+    let r = client().get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    scrape(&text);
+    assert!(text.contains("# TYPE lightport_streams_in_flight gauge"), "{text}");
+    assert_eq!(client().get(format!("{main}/metrics")).send().await.unwrap().status(), 404);
+}
