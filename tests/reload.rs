@@ -159,3 +159,35 @@ async fn sighup_reloads() {
     let health = client().get(format!("http://127.0.0.1:{port}/health")).send().await.unwrap();
     assert!(health.status().is_success());
 }
+
+/// A Kubernetes ConfigMap volume: each file is a symlink through `..data`, a symlink to a
+/// timestamped directory; an update writes a new directory and renames a new `..data` over the
+/// old one, so no file the gateway reads is ever written in place.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_configmap_symlink_swap_is_picked_up() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("..2026_12_01_a")).unwrap();
+    std::fs::write(root.join("..2026_12_01_a/reloadable.yaml"), GOOD).unwrap();
+    symlink("..2026_12_01_a", root.join("..data")).unwrap();
+    symlink("..data/reloadable.yaml", root.join("reloadable.yaml")).unwrap();
+    let (engine, errors) = Engine::from_dir(Some(root), None).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let gw = gateway_with(engine, quick_config()).await;
+    let sources = Sources { mappings: Some(root.to_path_buf()), ..Sources::default() };
+    let _watcher = watch(sources, Arc::clone(&gw.engine), Arc::clone(&gw.router), Arc::clone(&gw.reloads)).unwrap();
+    assert!(model_ids(&gw).await.contains(&"reloadable/one".to_string()));
+
+    // The kubelet's update.
+    std::fs::create_dir(root.join("..2026_12_01_b")).unwrap();
+    std::fs::write(root.join("..2026_12_01_b/reloadable.yaml"), GOOD.replace("[one]", "[one, two]")).unwrap();
+    symlink("..2026_12_01_b", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    std::fs::remove_dir_all(root.join("..2026_12_01_a")).unwrap();
+    let ids = until(&gw, |ids| ids.iter().any(|i| i == "reloadable/two")).await;
+    assert!(ids.contains(&"reloadable/two".to_string()), "the swap was not seen: {ids:?}");
+    let (_, failed) = gw.reloads.counts();
+    assert_eq!(failed, 0, "a reload during the swap saw a broken state");
+}
