@@ -127,11 +127,10 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
     } else {
         tracing::Span::none()
     };
-    let answer = tracing::Instrument::instrument(
-        proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline),
-        span.clone(),
-    )
-    .await;
+    let proxied = proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline);
+    // Wrapping moves the whole request future (kilobytes): only when there is a span to enter.
+    let answer =
+        if span.is_none() { proxied.await } else { tracing::Instrument::instrument(proxied, span.clone()).await };
     let end = Ended { state: Arc::clone(&state), endpoint, rid, received, span };
     match answer {
         Ok(Answer::Whole(mut resp)) => {
@@ -551,7 +550,9 @@ impl Attempt<'_> {
         report.upstream_model = Some(planned.model.clone());
         let sent = Instant::now();
         let sending = state.upstream.send(&provider, up, waits.connect, first_byte);
-        let resp = tracing::Instrument::instrument(sending, span.clone()).await.inspect_err(|e| {
+        let sent_or_failed =
+            if span.is_none() { sending.await } else { tracing::Instrument::instrument(sending, span.clone()).await };
+        let resp = sent_or_failed.inspect_err(|e| {
             span.record("error.type", e.kind.as_str());
             span.record("otel.status_code", "ERROR");
         })?;
