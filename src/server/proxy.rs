@@ -127,8 +127,9 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
     } else {
         tracing::Span::none()
     };
-    let proxied = proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline);
-    // Wrapping moves the whole request future (kilobytes): only when there is a span to enter.
+    // The request's future (its attempts, the upstream client's futures) is large: on the heap,
+    // so that this handler's own future, which the server moves, stays small.
+    let proxied = Box::pin(proxy(&state, &headers, body, endpoint, &rid, &mut report, shutdown_deadline));
     let answer =
         if span.is_none() { proxied.await } else { tracing::Instrument::instrument(proxied, span.clone()).await };
     let end = Ended { state: Arc::clone(&state), endpoint, rid, received, span };
