@@ -354,32 +354,10 @@ fn a_reload_that_moves_a_providers_host_says_so_at_warn_level() {
 async fn a_newline_in_a_model_name_cannot_forge_a_log_line() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("LIGHTPORT_LOG", "debug")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start lightport");
-    let child = Killed(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client().get(format!("{url}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the gateway did not start");
+    let gw =
+        GatewayProcess::start(&[], &[("LIGHTPORT_LOG", "debug".into())], std::fs::File::create(&log).unwrap().into())
+            .await;
+    let url = gw.url.clone();
     for model in ["no-such-model\nFORGED level=ERROR admin logged in", "openai/..\nFORGED line"] {
         let r = client()
             .post(format!("{url}/v1/chat/completions"))
@@ -389,7 +367,7 @@ async fn a_newline_in_a_model_name_cannot_forge_a_log_line() {
             .unwrap();
         assert!(r.status().is_client_error(), "{model:?}: {}", r.status());
     }
-    drop(child);
+    drop(gw);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("request refused"), "the refusals were not logged:\n{text}");
     assert!(text.contains("FORGED"), "the model name was not logged at all:\n{text}");

@@ -248,37 +248,19 @@ async fn json_logs_carry_each_requests_facts_and_no_key_prompt_or_answer() {
     let anthropic = mock(anthropic_stream()).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let child = Killed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"])
-            .env("LIGHTPORT_LOG", "debug")
-            .env("OPENAI_BASE_URL", format!("{}/v1", openai.url()))
-            .env("OPENAI_API_KEY", "sk-GATEWAY-SECRET-0001")
-            .env("ANTHROPIC_BASE_URL", anthropic.url())
-            .env("ANTHROPIC_API_KEY", "sk-ant-GATEWAY-SECRET-0002")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start lightport"),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client().get(format!("{url}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the gateway did not start");
+    let child = GatewayProcess::start(
+        &["--log-format", "json"],
+        &[
+            ("LIGHTPORT_LOG", "debug".into()),
+            ("OPENAI_BASE_URL", format!("{}/v1", openai.url())),
+            ("OPENAI_API_KEY", "sk-GATEWAY-SECRET-0001".into()),
+            ("ANTHROPIC_BASE_URL", anthropic.url()),
+            ("ANTHROPIC_API_KEY", "sk-ant-GATEWAY-SECRET-0002".into()),
+        ],
+        std::fs::File::create(&log).unwrap().into(),
+    )
+    .await;
+    let url = child.url.clone();
     let mut body = chat("openai/gpt-4o-mini", false);
     body["api_key"] = json!("sk-BODY-SECRET-0003");
     let r = client()
@@ -366,34 +348,14 @@ async fn json_logs_carry_each_requests_facts_and_no_key_prompt_or_answer() {
 #[cfg(unix)]
 #[tokio::test]
 async fn metrics_can_listen_on_an_address_of_their_own() {
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (port, metrics_port) = (free(), free());
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _child = Killed(
-        std::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("LIGHTPORT_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start lightport"),
-    );
-    let main = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client().get(format!("{main}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the gateway did not start");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gw = GatewayProcess::start(
+        &[],
+        &[("LIGHTPORT_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let main = gw.url.clone();
     let r = client().get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();

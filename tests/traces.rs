@@ -7,7 +7,6 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::Request;
 use common::*;
@@ -51,26 +50,17 @@ async fn spans_reach_the_collector_with_the_clients_parent_and_a_child_per_attem
                "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}),
     ))
     .await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--otlp-endpoint", &collector_url])
-        .env("OPENAI_BASE_URL", format!("{}/v1", upstream.url()))
-        .env("OPENAI_API_KEY", "sk-test")
-        .env("LIGHTPORT_DRAIN_TIMEOUT", "5")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start lightport");
-    let url = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if client().get(format!("{url}/health")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the gateway did not start");
+    let child = GatewayProcess::start(
+        &["--otlp-endpoint", &collector_url],
+        &[
+            ("OPENAI_BASE_URL", format!("{}/v1", upstream.url())),
+            ("OPENAI_API_KEY", "sk-test".into()),
+            ("LIGHTPORT_DRAIN_TIMEOUT", "5".into()),
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let url = child.url.clone();
     let r = client()
         .post(format!("{url}/v1/chat/completions"))
         .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
@@ -82,8 +72,8 @@ async fn spans_reach_the_collector_with_the_clients_parent_and_a_child_per_attem
 
     // A clean stop flushes the spans not yet exported.
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert_eq!(unsafe { libc::kill(child.pid() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
     assert!(status.success(), "{status}");
 
     let exports = exports.lock().unwrap().clone();

@@ -333,3 +333,53 @@ pub async fn sse_body(resp: reqwest::Response) -> Vec<Value> {
     let bytes = resp.bytes().await.unwrap();
     lightport::vectors::sse_payloads(&bytes)
 }
+
+/// A `lightport serve` process on a free port of 127.0.0.1, killed when dropped.
+#[allow(dead_code)]
+pub struct GatewayProcess {
+    child: Option<std::process::Child>,
+    pub url: String,
+}
+
+#[allow(dead_code)]
+impl GatewayProcess {
+    /// Start it with these extra arguments and environment, its stderr into `stderr` (a log
+    /// file, or null), and wait until `/health` answers.
+    pub async fn start(args: &[&str], env: &[(&str, String)], stderr: std::process::Stdio) -> GatewayProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_lightport"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start lightport");
+        let gw = GatewayProcess { child: Some(child), url: format!("http://127.0.0.1:{port}") };
+        for _ in 0..200 {
+            if client().get(format!("{}/health", gw.url)).send().await.is_ok() {
+                return gw;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not start");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Wait for it to exit by itself (after a signal).
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.take().expect("running").wait().unwrap()
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
