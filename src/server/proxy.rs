@@ -34,8 +34,10 @@ pub(super) struct Report {
     overhead: Option<Duration>,
     /// The model the client asked for, once the body was read.
     model: Option<String>,
-    /// The model the answering attempt asked its upstream for.
+    /// The model the answering attempt asked its upstream for, and its provider's plan (which
+    /// prices it).
     upstream_model: Option<String>,
+    plan: Option<Arc<crate::plan::Provider>>,
     /// The answering attempt's upstream time: to its headers (a stream), or its whole body.
     upstream: Option<Duration>,
     /// A stream's first content, from the request's arrival.
@@ -46,6 +48,11 @@ pub(super) struct Report {
 }
 
 impl Report {
+    /// What the usage cost, at the answering attempt's price.
+    fn price(&self) -> Option<f64> {
+        self.plan.as_ref()?.cost(self.upstream_model.as_deref()?, self.usage.as_ref()?)
+    }
+
     fn decorate(&self, resp: &mut Response, rid: &str) {
         let h = resp.headers_mut();
         let mut set = |name: &'static str, value: &str| {
@@ -153,8 +160,10 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
             pump.chunks = Some(chunks);
             let settle = pump.on_done.take();
             let status = head.status().as_u16();
-            pump.on_done = Some(Box::new(move |ended: StreamEnd| {
+            pump.on_done = Some(Box::new(move |mut ended: StreamEnd| {
                 report.usage = ended.usage.cloned();
+                report.cost = report.price();
+                ended.cost = report.cost;
                 if let Some(f) = settle {
                     f(ended);
                 }
@@ -191,10 +200,7 @@ impl Ended {
     fn log(&self, r: &Report, status: u16, error: Option<&Error>) {
         let duration = self.received.elapsed();
         let tokens = r.usage.as_ref().map(crate::plan::price::Tokens::from_usage);
-        let cost = r.cost.or_else(|| {
-            let (u, p) = (r.usage.as_ref()?, r.provider.as_deref()?);
-            self.state.engine.load().provider(p)?.cost(r.upstream_model.as_deref()?, u)
-        });
+        let cost = r.cost;
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
         tracing::info!(
             target: "lightport::access",
@@ -549,6 +555,7 @@ impl Attempt<'_> {
         let waits = planned.timeouts;
         let first_byte = waits.first_byte.unwrap_or(state.config.upstream_timeout);
         report.upstream_model = Some(planned.model.clone());
+        report.plan = Some(Arc::clone(&planned.provider));
         let sent = Instant::now();
         let sending = state.upstream.send(&provider, up, waits.connect, first_byte);
         let sent_or_failed =
@@ -592,19 +599,17 @@ impl Attempt<'_> {
             };
             let mut pump = open_stream(pump, first_byte).await?;
             let admission = self.admission.lock().ok().and_then(|mut a| a.take());
-            let (store, provider_plan, model) =
-                (self.state.store.clone(), Arc::clone(&planned.provider), planned.model.clone());
+            let store = self.state.store.clone();
             let mut headers = HeaderMap::new();
             if let Some(a) = &admission {
                 let mut scratch = Response::new(Body::empty());
                 a.decorate(&mut scratch);
                 headers = scratch.headers().clone();
             }
+            // Settled with the cost `handle` computes once, for this and for the log.
             pump.on_done = Some(Box::new(move |ended: StreamEnd| {
-                let usage = ended.usage;
-                let cost = usage.and_then(|u| provider_plan.cost(&model, u));
                 if let Some(a) = admission {
-                    let usage = usage.cloned();
+                    let (usage, cost) = (ended.usage.cloned(), ended.cost);
                     tokio::spawn(async move { a.finish(&store, usage.as_ref(), cost).await });
                 }
             }));
@@ -638,7 +643,8 @@ impl Attempt<'_> {
         report.overhead = Some(prepared + translated_at.elapsed());
         let mut resp = Response::new(Body::from(bytes));
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let cost = usage.as_ref().and_then(|u| planned.provider.cost(&planned.model, u));
+        report.usage = usage;
+        let cost = report.price();
         report.cost = cost;
         match cost {
             Some(c) => {
@@ -647,7 +653,7 @@ impl Attempt<'_> {
                 }
             }
             // Tokens were spent and no price says what they cost: never shown as free.
-            None if usage.is_some() => {
+            None if report.usage.is_some() => {
                 resp.headers_mut().insert("x-lightport-cost", HeaderValue::from_static("unpriced"));
             }
             None => {}
@@ -657,9 +663,8 @@ impl Attempt<'_> {
         let admission = self.admission.lock().ok().and_then(|mut a| a.take());
         if let Some(a) = admission {
             a.decorate(&mut resp);
-            a.finish(&self.state.store, usage.as_ref(), cost).await;
+            a.finish(&self.state.store, report.usage.as_ref(), cost).await;
         }
-        report.usage = usage;
         Ok(Answer::Whole(resp))
     }
 }
@@ -676,11 +681,13 @@ fn all_failed(failures: Vec<(String, Error)>) -> Error {
     last
 }
 
-/// How a stream ended: the usage it reported, and its failure if it failed.
+/// How a stream ended: the usage it reported, its failure if it failed, and (filled in by
+/// `handle`, which knows the price) its cost.
 #[derive(Clone, Copy)]
 struct StreamEnd<'a> {
     usage: Option<&'a Value>,
     failure: Option<&'a Error>,
+    cost: Option<f64>,
 }
 
 /// What runs once a stream is over (or its client gone).
@@ -714,7 +721,8 @@ impl<S> Drop for Pump<S> {
         if let Some(f) = self.on_done.take() {
             let gone = Error::new(499, "client_closed_request", "the client closed the stream before its end")
                 .with_code("client_closed");
-            f(StreamEnd { usage: self.translator.usage(), failure: Some(self.translator.failure().unwrap_or(&gone)) });
+            let failure = Some(self.translator.failure().unwrap_or(&gone));
+            f(StreamEnd { usage: self.translator.usage(), failure, cost: None });
         }
     }
 }
@@ -774,7 +782,7 @@ where
         self.done = done;
         if done {
             if let Some(f) = self.on_done.take() {
-                f(StreamEnd { usage: self.translator.usage(), failure: self.translator.failure() });
+                f(StreamEnd { usage: self.translator.usage(), failure: self.translator.failure(), cost: None });
             }
         }
     }
