@@ -38,16 +38,7 @@ pub const MAX_FILES: usize = 1000;
 /// a device, a dangling link is reported and skipped), each at most [`MAX_FILE_BYTES`], at most
 /// [`MAX_FILES`] of them; the problems come back beside the files, which load normally.
 pub fn read_sources(path: &Path) -> std::io::Result<(Vec<SourceFile>, Vec<LoadError>)> {
-    let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect()
-    } else {
-        vec![path.to_path_buf()]
-    };
-    files.sort();
+    let mut files = if path.is_dir() { mapping_files(path)? } else { vec![path.to_path_buf()] };
     let mut problems = Vec::new();
     let problem = |f: &Path, message: String| LoadError {
         file: f.display().to_string(),
@@ -89,6 +80,17 @@ pub fn read_sources(path: &Path) -> std::io::Result<(Vec<SourceFile>, Vec<LoadEr
         }
     }
     Ok((sources, problems))
+}
+
+/// The mapping files of a directory (`.yaml`, `.yml`), sorted.
+pub(crate) fn mapping_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Built-in sources, overridden and extended by `own` (by id).

@@ -118,17 +118,8 @@ impl Sources {
 
     /// The files a load reads: the mapping files of the directory and the config file.
     fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
-            .mappings
-            .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
+        let mut files = self.mappings.as_deref().and_then(|d| crate::engine::mapping_files(d).ok()).unwrap_or_default();
         files.extend(self.config.iter().cloned());
-        files.sort();
         files
     }
 

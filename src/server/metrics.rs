@@ -78,7 +78,7 @@ pub struct Metrics {
     attempts: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
-    pub(crate) breaker_open: Family<Labels, Gauge>,
+    breaker_open: Family<Labels, Gauge>,
     streams: Gauge,
     /// A request's series handles by its labels (see [`Metrics::observe`]).
     series: Mutex<HashMap<String, Arc<Series>>>,
@@ -203,6 +203,11 @@ impl Metrics {
             reloads.last_good.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// A configured target's circuit breaker: open or not.
+    pub(crate) fn breaker_open(&self, target: &str, open: bool) {
+        self.breaker_open.get_or_create(&self.labels(&[("lightport_target", Arc::from(target))])).set(i64::from(open));
     }
 
     /// The OpenMetrics text of every series.

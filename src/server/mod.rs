@@ -106,6 +106,11 @@ impl AppState {
         let metrics = metrics::Metrics::new(config.metrics.clone(), &reloads);
         Arc::new(AppState { engine, router, upstream: Upstream::new(), config, in_flight, store, reloads, metrics })
     }
+
+    /// A configured target's circuit breaker, as the proxy keeps it.
+    async fn breaker(&self, t: &crate::route::Target) -> Result<limits::BreakerState, limits::StoreError> {
+        self.store.breaker_state(&proxy::breaker_key(&t.name), &proxy::breaker_config(t.breaker)).await
+    }
 }
 
 /// The gateway's routes; `/metrics` too unless `with_metrics` is false (metrics served on an
@@ -197,14 +202,8 @@ async fn ready(State(state): State<Arc<AppState>>, req: Request) -> Response {
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     let router = state.router.load();
     for t in router.targets() {
-        let cfg =
-            limits::BreakerConfig { failures: t.breaker.failures, cooldown: t.breaker.cooldown, ..Default::default() };
-        let open = matches!(
-            state.store.breaker_state(&format!("target:{}", t.name), &cfg).await,
-            Ok(limits::BreakerState::Open { .. })
-        );
-        let labels = vec![("lightport_target", Arc::<str>::from(t.name.as_str()))];
-        state.metrics.breaker_open.get_or_create(&labels).set(i64::from(open));
+        let open = matches!(state.breaker(t).await, Ok(limits::BreakerState::Open { .. }));
+        state.metrics.breaker_open(&t.name, open);
     }
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
@@ -234,9 +233,7 @@ async fn targets(State(state): State<Arc<AppState>>, headers: axum::http::Header
     list.sort_by(|a, b| a.name.cmp(&b.name));
     let mut data = Vec::with_capacity(list.len());
     for t in list {
-        let cfg =
-            limits::BreakerConfig { failures: t.breaker.failures, cooldown: t.breaker.cooldown, ..Default::default() };
-        let breaker = match state.store.breaker_state(&format!("target:{}", t.name), &cfg).await {
+        let breaker = match state.breaker(t).await {
             Ok(limits::BreakerState::Closed { failures }) => json!({"state": "closed", "failures": failures}),
             Ok(limits::BreakerState::HalfOpen) => json!({"state": "half_open"}),
             Ok(limits::BreakerState::Open { until }) => {

@@ -397,11 +397,11 @@ fn breaker_failure(e: &Error) -> bool {
 }
 
 /// A target's circuit breaker, in the shared store.
-fn breaker_key(target: &str) -> String {
+pub(super) fn breaker_key(target: &str) -> String {
     format!("target:{target}")
 }
 
-fn breaker_config(b: crate::route::Breaker) -> BreakerConfig {
+pub(super) fn breaker_config(b: crate::route::Breaker) -> BreakerConfig {
     BreakerConfig { failures: b.failures, cooldown: b.cooldown, ..BreakerConfig::default() }
 }
 
