@@ -250,17 +250,8 @@ pub fn run_case(provider: &Arc<Provider>, case: &Path) -> Result<(), String> {
         // The same bytes, whole and one byte at a time, must translate the same.
         for piece in [raw.len().max(1), 1] {
             let mut t = call.stream().ok_or("the request is no stream, or the mapping has no stream rules")?;
-            let mut out = BytesMut::new();
-            let mut over = false;
-            for chunk in raw.chunks(piece) {
-                over = t.step(StreamInput::Data(chunk), &mut out);
-                if over {
-                    break;
-                }
-            }
-            if !over {
-                t.step(StreamInput::End, &mut out);
-            }
+            let cuts: Vec<usize> = (piece..raw.len()).step_by(piece).collect();
+            let out = drive_stream(&mut t, &raw, &cuts);
             let got = Value::Array(sse_payloads(&out));
             if let Some(d) = diff(&want, &got) {
                 return Err(format!("stream chunks differ (fed {piece} byte(s) at a time) at {d}"));

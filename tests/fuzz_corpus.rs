@@ -8,22 +8,9 @@ use std::path::Path;
 use lightport::builtin_sources;
 use lightport::vectors::{engine_for_vectors, fuzz};
 
-/// splitmix64, seeded: the same mutations every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// A copy of `seed` with a few bytes flipped, cut, repeated or inserted.
 fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {

@@ -250,16 +250,7 @@ impl Metrics {
             key.push('\u{0}');
         }
         let _ = std::fmt::Write::write_fmt(&mut key, format_args!("{}", o.status));
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-        let series = series.unwrap_or_else(|| {
-            let made = Arc::new(self.series_for(o));
-            let mut cache = self.series.lock().unwrap_or_else(|e| e.into_inner());
-            // Every label is bounded, so their products are too; the cache bound is a backstop.
-            if cache.len() < MAX_SERIES {
-                cache.insert(key, Arc::clone(&made));
-            }
-            made
-        });
+        let series = cached(&self.series, &key, || Arc::new(self.series_for(o)));
         series.requests.inc();
         series.duration.observe(o.duration.as_secs_f64());
         if let Some(t) = o.ttfc {
@@ -311,19 +302,12 @@ impl Metrics {
 
     /// The counter of one `target:outcome` attempt.
     fn attempt(&self, a: &str) -> Counter {
-        if let Some(c) = self.attempt_counters.lock().unwrap_or_else(|e| e.into_inner()).get(a) {
-            return c.clone();
-        }
-        let (target, outcome) = a.rsplit_once(':').unwrap_or((a, ""));
-        let label = self.targets.label(Some(target), self.config.max_models);
-        let c = self
-            .attempts
-            .get_or_create_owned(&self.labels(&[("lightport_target", label), ("outcome", Arc::from(outcome))]));
-        let mut cache = self.attempt_counters.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() < MAX_SERIES {
-            cache.insert(a.to_string(), c.clone());
-        }
-        c
+        cached(&self.attempt_counters, a, || {
+            let (target, outcome) = a.rsplit_once(':').unwrap_or((a, ""));
+            let label = self.targets.label(Some(target), self.config.max_models);
+            self.attempts
+                .get_or_create_owned(&self.labels(&[("lightport_target", label), ("outcome", Arc::from(outcome))]))
+        })
     }
 
     /// The handles of every series one kind of request counts in.
@@ -442,6 +426,20 @@ struct Series {
 
 /// Label sets whose handles are kept.
 const MAX_SERIES: usize = 10_000;
+
+/// The value kept for `key`, made and kept (up to [`MAX_SERIES`] keys) on first use. Every label
+/// is bounded, so their products are too; the cap is a backstop.
+fn cached<V: Clone>(cache: &Mutex<HashMap<String, V>>, key: &str, make: impl FnOnce() -> V) -> V {
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return v.clone();
+    }
+    let made = make();
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() < MAX_SERIES {
+        cache.insert(key.to_string(), made.clone());
+    }
+    made
+}
 
 /// One open stream's share of the metrics.
 pub(crate) struct StreamMetrics {

@@ -335,13 +335,11 @@ pub async fn sse_body(resp: reqwest::Response) -> Vec<Value> {
 }
 
 /// A `lightport serve` process on a free port of 127.0.0.1, killed when dropped.
-#[allow(dead_code)]
 pub struct GatewayProcess {
     child: Option<std::process::Child>,
     pub url: String,
 }
 
-#[allow(dead_code)]
 impl GatewayProcess {
     /// Start it with these extra arguments and environment, its stderr into `stderr` (a log
     /// file, or null), and wait until `/health` answers.
