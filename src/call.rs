@@ -12,11 +12,12 @@ use http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
 
+use crate::auth::sigv4;
 use crate::error::{Cause, Error};
 use crate::expr::{Ctx, Scope};
 use crate::plan::errors::Guard;
 use crate::plan::template::TemplateVars;
-use crate::plan::{env_prefix, Auth, Endpoint, EndpointPlan, Policy, Provider, Secret};
+use crate::plan::{env_prefix, Auth, Credentials, Endpoint, EndpointPlan, Policy, Provider, Secret};
 use crate::stream::{StreamLimits, StreamTranslator};
 
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -31,6 +32,26 @@ pub struct UpstreamRequest {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Authentication still to do once the request is final: a signature, or a bearer token
+    /// from an OAuth grant (see [`UpstreamRequest::sign`] and [`UpstreamRequest::needs_token`]).
+    pub(crate) pending: Option<Credentials>,
+}
+
+impl UpstreamRequest {
+    /// Sign the request for `now`, when its provider signs requests (AWS Signature Version 4):
+    /// call it after the last header is set, and again for each attempt. Does nothing otherwise.
+    pub fn sign(&mut self, now: SystemTime) -> Result<(), Error> {
+        let Some(Credentials::AwsSigV4(plan)) = &self.pending else { return Ok(()) };
+        let params = sigv4::SigningParams::new(&plan.region, &plan.service, now);
+        sigv4::sign(&self.method, &self.url, &mut self.headers, &self.body, &plan.credentials, &params)
+            .map_err(|e| Error::setup(502, "upstream_error", e.to_string()).with_code("auth_failed"))
+    }
+
+    /// Whether the request still needs a bearer token from an OAuth grant, which the gateway's
+    /// server fetches and caches (an embedder without the server has to supply its own).
+    pub fn needs_token(&self) -> bool {
+        matches!(self.pending, Some(Credentials::Token(_)))
+    }
 }
 
 /// What a configured target changes about calls to its provider.
@@ -225,15 +246,27 @@ impl Call {
         }
         let client_key = client_key.filter(|k| !k.is_empty());
         let own_key = overrides.as_ref().and_then(|o| o.key.as_ref()).or(provider.key.as_ref());
-        let key = own_key.map(|s| s.0.as_str()).or(client_key.filter(|k| provider.accepts_client_key(k)));
+        // The gateway's key first, then its other credentials, then the client's own key.
+        let pending = match (own_key, &provider.credentials) {
+            (None, Some(Credentials::Broken(message))) => {
+                return Err(Error::setup(502, "upstream_error", message.clone()).with_code("auth_misconfigured"));
+            }
+            (None, Some(c)) => Some(c.clone()),
+            _ => None,
+        };
+        let key = match pending {
+            Some(_) => None,
+            None => own_key.map(|s| s.expose()).or(client_key.filter(|k| provider.accepts_client_key(k))),
+        };
         if own_key.is_none() {
             self.client_key_sent = key.map(|k| Secret(k.to_string()));
         }
         let mut headers = HeaderMap::with_capacity(provider.headers.len() + ep.headers.len() + 2);
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         match (&provider.auth, key) {
+            _ if pending.is_some() => {}
             (Auth::None, _) => {}
-            (_, None) => {
+            (Auth::Keyless, _) | (_, None) => {
                 let how = match client_key {
                     Some(_) => "the client's key is not one this provider's mapping passes on (`client_keys`)",
                     None => "send the provider's key as 'Authorization: Bearer <key>'",
@@ -242,9 +275,9 @@ impl Call {
                     401,
                     "authentication_error",
                     format!(
-                        "no API key for provider '{}': set {}_API_KEY on the gateway, or {how}",
+                        "no credentials for provider '{}': set {} on the gateway, or {how}",
                         provider.id,
-                        env_prefix(&provider.id)
+                        provider.auth_wanted.join(", or ")
                     ),
                 )
                 .with_code("missing_api_key"));
@@ -284,6 +317,7 @@ impl Call {
             path_and_query: pq,
             headers,
             body: serde_json::to_vec(&upstream_body).expect("JSON values serialise"),
+            pending,
         })
     }
 

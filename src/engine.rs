@@ -254,7 +254,7 @@ impl Engine {
 pub fn provider_table(providers: &[Arc<Provider>]) -> String {
     let mark = |b: bool| if b { "yes" } else { "-" };
     let mut out = String::from(
-        "| id | provider | chat | stream | tools | vision | embeddings |\n|---|---|---|---|---|---|---|\n",
+        "| id | provider | chat | stream | tools | vision | embeddings | auth |\n|---|---|---|---|---|---|---|---|\n",
     );
     let mut providers: Vec<&Arc<Provider>> = providers.iter().filter(|p| !p.is_abstract).collect();
     providers.sort_by(|a, b| a.id.cmp(&b.id));
@@ -262,14 +262,15 @@ pub fn provider_table(providers: &[Arc<Provider>]) -> String {
         let c = capabilities(p);
         let pass = |b: bool| if c.passthrough && b { "pass-through" } else { mark(b) };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
             p.id,
             p.name,
             mark(c.chat),
             mark(c.stream),
             pass(c.tools),
             pass(c.vision),
-            mark(c.embeddings)
+            mark(c.embeddings),
+            p.auth_kind.replace(", ", "; ")
         ));
     }
     out

@@ -66,6 +66,9 @@
 //!
 //! With the default `server` feature it is also the gateway itself ([`server`]).
 
+// The core reads credentials when it compiles a plan; only the server uses all of them.
+#[cfg_attr(not(feature = "server"), allow(dead_code, unused_imports))]
+mod auth;
 mod call;
 mod engine;
 mod error;

@@ -1,6 +1,8 @@
 //! A mapping file compiled into a plan: every path, template, table and header parsed and checked
 //! once. A plan that compiled cannot fail at run time for a reason its file could have revealed.
 
+#[cfg_attr(not(feature = "server"), allow(dead_code, unused_imports))]
+mod auth;
 pub(crate) mod errors;
 pub(crate) mod load;
 pub(crate) mod price;
@@ -16,27 +18,15 @@ use serde_json::Value;
 use crate::error::{Problem, ProblemKind};
 use crate::expr::glob::Glob;
 use crate::expr::{escape, Compiler, DefSpec, Defs, Expr, Reads};
-use crate::spec::{AuthSpec, ClientKeyPass, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
+use crate::spec::{ClientKeyPass, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
 use errors::{ErrorFields, Guard};
 use stream::StreamPlan;
 use template::{Template, TemplateVars};
 
-/// An API key; never printed.
-#[derive(Clone)]
-pub(crate) struct Secret(pub String);
+pub(crate) use crate::auth::Secret;
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-#[derive(Debug)]
-pub(crate) enum Auth {
-    None,
-    Header { name: HeaderName, prefix: String },
-    Query { name: String },
-}
+#[cfg_attr(not(feature = "server"), allow(unused_imports))]
+pub(crate) use auth::{Auth, Credentials, TokenGrant};
 
 /// One provider, compiled from its mapping file and ready to serve.
 #[derive(Debug)]
@@ -45,9 +35,16 @@ pub struct Provider {
     pub(crate) name: String,
     /// From `<ID>_BASE_URL`, else the file; without a trailing `/`.
     pub(crate) base_url: Option<String>,
+    /// How a key travels upstream.
     pub(crate) auth: Auth,
-    /// From `<ID>_API_KEY`.
+    /// The gateway's key (`<ID>_API_KEY`, or the variable the file names).
     pub(crate) key: Option<Secret>,
+    /// Credentials beyond a key (a signature, an OAuth grant), when the gateway holds them.
+    pub(crate) credentials: Option<Credentials>,
+    /// What an operator could set to authenticate, for the message when nothing is.
+    pub(crate) auth_wanted: Vec<String>,
+    /// Every way the file authenticates (`header authorization, aws-sigv4`), for the table.
+    pub(crate) auth_kind: String,
     pub(crate) headers: Vec<HeaderPlan>,
     /// How the client's own keys for this provider begin.
     pub(crate) key_prefixes: Vec<String>,
@@ -90,13 +87,10 @@ impl Provider {
         self.base_url.as_deref()
     }
 
-    /// How the key is sent, for logs (`header authorization`, `query key`, `none`).
-    pub fn auth_kind(&self) -> String {
-        match &self.auth {
-            Auth::None => "none".into(),
-            Auth::Header { name, .. } => format!("header {name}"),
-            Auth::Query { name } => format!("query {name}"),
-        }
+    /// How calls authenticate: every way the file offers (`header authorization`, `query key`,
+    /// `aws-sigv4`, `oauth-jwt-bearer`, `oauth-client-credentials`, `none`).
+    pub fn auth_kind(&self) -> &str {
+        &self.auth_kind
     }
 
     /// The file the provider was compiled from.
@@ -239,6 +233,26 @@ pub(crate) struct EndpointPlan {
 const SECRET_WORDS: &[&str] = &["KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS"];
 
 /// The environment-variable prefix of a provider id: upper-cased, `-` as `_`.
+/// A template over `vars` rendered once, when the file is loaded (a base URL, a region, a token
+/// URL); `None` (and a problem at `ptr`) when it does not compile.
+pub(crate) fn render_load_template(
+    text: &str,
+    vars: &[(String, String)],
+    ptr: &str,
+    p: &mut Vec<Problem>,
+) -> Option<String> {
+    if !text.contains("{{") {
+        return Some(text.to_string());
+    }
+    match Template::compile(text) {
+        Ok(t) => Some(t.render_string(&TemplateVars { model: "", stream: false, vars }, false)),
+        Err(e) => {
+            p.push(Problem::new(ptr, ProblemKind::InvalidTemplate, e));
+            None
+        }
+    }
+}
+
 pub(crate) fn env_prefix(id: &str) -> String {
     id.to_ascii_uppercase().replace(['-', '.'], "_")
 }
@@ -278,16 +292,7 @@ pub(crate) fn compile_provider(
         .or_else(|| file.base_url.clone())
         .map(|u| u.trim_end_matches('/').to_string());
     // A base URL may name vars (`https://{{ vars.region }}.example.com`): rendered once, here.
-    let base_url = match base_url {
-        Some(u) if u.contains("{{") => match Template::compile(&u) {
-            Ok(t) => Some(t.render_string(&TemplateVars { model: "", stream: false, vars: &vars }, false)),
-            Err(e) => {
-                p.push(Problem::new("/base_url", ProblemKind::InvalidTemplate, e));
-                None
-            }
-        },
-        other => other,
-    };
+    let base_url = base_url.and_then(|u| render_load_template(&u, &vars, "/base_url", &mut p));
     if let Some(u) = &base_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
             p.push(Problem::new(
@@ -297,21 +302,8 @@ pub(crate) fn compile_provider(
             ));
         }
     }
-    let auth = match &file.auth {
-        AuthSpec::None(_) => Auth::None,
-        AuthSpec::Header { header, prefix } => match HeaderName::from_bytes(header.as_bytes()) {
-            Ok(name) => Auth::Header { name, prefix: prefix.clone().unwrap_or_default() },
-            Err(_) => {
-                p.push(Problem::new(
-                    "/auth/header",
-                    ProblemKind::InvalidValue,
-                    format!("'{header}' is not a valid header name"),
-                ));
-                Auth::None
-            }
-        },
-        AuthSpec::Query { query } => Auth::Query { name: query.clone() },
-    };
+    let auth_kind = auth::AuthPlan::describe(&file.auth, id);
+    let auth = auth::compile(&file.auth, id, &vars, env, &mut p);
     let defs = Defs(file.defs);
     let mut headers_reads = Reads::default();
     let headers = {
@@ -338,8 +330,11 @@ pub(crate) fn compile_provider(
         id: id.to_string(),
         name: file.name,
         base_url,
-        auth,
-        key: env(&format!("{prefix}_API_KEY")).filter(|k| !k.is_empty()).map(Secret),
+        auth_kind,
+        auth: auth.scheme,
+        key: auth.key,
+        credentials: auth.credentials,
+        auth_wanted: auth.wanted,
         headers,
         client_key_pass: file.client_keys.pass.unwrap_or(if file.client_keys.prefixes.is_empty() {
             ClientKeyPass::Never

@@ -73,21 +73,102 @@ pub struct MappingFile {
     pub embeddings: Option<EndpointSpec>,
 }
 
-/// How the key is attached to upstream calls.
+/// How upstream calls prove who sent them.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 #[schemars(extend("x-merge" = "replace"))]
 pub enum AuthSpec {
     /// `none`: the provider takes no key.
     None(NoAuth),
-    /// A header, e.g. `{ header: Authorization, prefix: "Bearer " }` or `{ header: x-api-key }`.
+    /// A key in a header, e.g. `{ header: Authorization, prefix: "Bearer " }` or
+    /// `{ header: x-api-key }`. The key is `<ID>_API_KEY` (or the variable `env` names), else
+    /// the client's own key where `client_keys` lets it through.
     Header {
         header: String,
         #[serde(default)]
         prefix: Option<String>,
+        /// The environment variable holding the key (default `<ID>_API_KEY`).
+        #[serde(default)]
+        env: Option<String>,
     },
-    /// A query parameter, e.g. `{ query: key }`.
-    Query { query: String },
+    /// A key in a query parameter, e.g. `{ query: key }`.
+    Query {
+        query: String,
+        /// The environment variable holding the key (default `<ID>_API_KEY`).
+        #[serde(default)]
+        env: Option<String>,
+    },
+    /// Sign every request with AWS Signature Version 4.
+    AwsSigV4 { aws_sigv4: AwsSigV4Spec },
+    /// A bearer token from the OAuth 2.0 JWT bearer grant (RFC 7523): a JWT signed with a
+    /// service account's private key, exchanged at the account's token endpoint.
+    OAuthJwtBearer { oauth_jwt_bearer: JwtBearerSpec },
+    /// A bearer token from the OAuth 2.0 client credentials grant (RFC 6749 §4.4).
+    OAuthClientCredentials { oauth_client_credentials: ClientCredentialsSpec },
+    /// Several ways, in order of preference: the first one whose credentials the gateway holds
+    /// is used. The first key scheme (`header`/`query`) also carries the client's own key and a
+    /// target's `api_key` when the gateway holds none.
+    FirstOf(Vec<AuthSpec>),
+}
+
+/// AWS Signature Version 4. Credentials come from the environment: `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and, for temporary credentials, `AWS_SESSION_TOKEN` (each name can be
+/// changed here). The signature covers the exact bytes sent and is made again for each attempt.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSigV4Spec {
+    /// The service's signing name (its API description's `signingName`).
+    pub service: String,
+    /// The region signed for (a template: `"{{ vars.region }}"`).
+    pub region: String,
+    #[serde(default = "aws_access_key_id")]
+    pub access_key_id_env: String,
+    #[serde(default = "aws_secret_access_key")]
+    pub secret_access_key_env: String,
+    #[serde(default = "aws_session_token")]
+    pub session_token_env: String,
+}
+
+fn aws_access_key_id() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn aws_secret_access_key() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
+}
+fn aws_session_token() -> String {
+    "AWS_SESSION_TOKEN".into()
+}
+
+/// The JWT bearer grant with a service-account credentials file (the JSON file Google Cloud
+/// issues). Tokens are cached and refreshed before they expire.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtBearerSpec {
+    /// The environment variable holding the credentials file's path.
+    #[serde(default = "google_application_credentials")]
+    pub credentials_env: String,
+    /// The scopes asked for.
+    pub scopes: Vec<String>,
+}
+
+fn google_application_credentials() -> String {
+    "GOOGLE_APPLICATION_CREDENTIALS".into()
+}
+
+/// The client credentials grant. Tokens are cached and refreshed before they expire.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentialsSpec {
+    /// The token endpoint (a template over `vars`, e.g. a tenant id). `<ID>_TOKEN_URL` in the
+    /// environment replaces it.
+    pub token_url: String,
+    /// The environment variable holding the client id.
+    pub client_id_env: String,
+    /// The environment variable holding the client secret.
+    pub client_secret_env: String,
+    /// The scopes asked for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -98,7 +179,7 @@ pub enum NoAuth {
 
 impl Default for AuthSpec {
     fn default() -> Self {
-        AuthSpec::Header { header: "authorization".into(), prefix: Some("Bearer ".into()) }
+        AuthSpec::Header { header: "authorization".into(), prefix: Some("Bearer ".into()), env: None }
     }
 }
 
