@@ -118,7 +118,7 @@ async fn run_example(kind: &str, file: &str) -> Option<String> {
     } else {
         script
     };
-    cmd.arg(&script).arg("anthropic/claude-sonnet-4-5").env("LIGHTPORT_URL", gw.url("/v1"));
+    cmd.arg(&script).arg("anthropic/claude-sonnet-4-6").env("LIGHTPORT_URL", gw.url("/v1"));
     let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run the example");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{file} failed:\n{stdout}\n{stderr}");

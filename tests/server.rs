@@ -229,11 +229,11 @@ async fn bad_client_input_is_a_clear_4xx() {
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("malformed JSON", "{\"model\": ".into(), 400, "not valid JSON"),
         ("not an object", "[1,2]".into(), 400, "JSON object"),
-        ("NaN", "{\"model\":\"anthropic/claude-sonnet-4-5\",\"temperature\":NaN,\"messages\":[]}".into(), 400, "not valid JSON"),
+        ("NaN", "{\"model\":\"anthropic/claude-sonnet-4-6\",\"temperature\":NaN,\"messages\":[]}".into(), 400, "not valid JSON"),
         ("absurd nesting", format!("{{\"model\":\"anthropic/x\",\"messages\":{deep}}}"), 400, "not valid JSON"),
         ("missing model", json!({"messages": [{"role": "user", "content": "hi"}]}).to_string(), 400, "model"),
-        ("missing messages", json!({"model": "anthropic/claude-sonnet-4-5"}).to_string(), 400, "messages"),
-        ("messages not a list", json!({"model": "anthropic/claude-sonnet-4-5", "messages": "hi"}).to_string(), 400, "messages"),
+        ("missing messages", json!({"model": "anthropic/claude-sonnet-4-6"}).to_string(), 400, "messages"),
+        ("messages not a list", json!({"model": "anthropic/claude-sonnet-4-6", "messages": "hi"}).to_string(), 400, "messages"),
         ("bad role", json!({"model": "anthropic/c", "messages": [{"role": "robot", "content": "hi"}]}).to_string(), 400, "messages[0].role"),
         ("content a number", json!({"model": "anthropic/c", "messages": [{"role": "user", "content": 5}]}).to_string(), 400, "messages[0].content"),
         ("part without text", json!({"model": "anthropic/c", "messages": [{"role": "user", "content": [{"type": "text"}]}]}).to_string(), 400, "messages[0].content[0].text"),
@@ -314,7 +314,7 @@ async fn upstream_down_is_502_and_slow_is_504() {
     let gw =
         gateway(&[("ANTHROPIC_BASE_URL", format!("http://{dead}")), ("ANTHROPIC_API_KEY", KEY.into())], quick_config())
             .await;
-    let req = json!({"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]});
+    let req = json!({"model": "anthropic/claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]});
     let r = post(&gw, &req).await;
     assert_eq!(r.status(), 502);
     let text = r.text().await.unwrap();
@@ -394,7 +394,7 @@ async fn models_lists_every_provider_as_provider_slash_model() {
     let v: Value = client().get(gw.url("/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().unwrap();
-    assert!(data.iter().any(|m| m["id"] == "anthropic/claude-sonnet-4-5" && m["owned_by"] == "anthropic"));
+    assert!(data.iter().any(|m| m["id"] == "anthropic/claude-sonnet-4-6" && m["owned_by"] == "anthropic"));
     assert!(data.iter().all(|m| m["object"] == "model"
         && m["id"].as_str().unwrap().starts_with(&format!("{}/", m["owned_by"].as_str().unwrap()))));
 }

@@ -2,12 +2,12 @@
 # Lightport with curl: non-stream, stream (Server-Sent Events) and a tool call.
 #
 #   ANTHROPIC_API_KEY=... cargo run --release -- serve &
-#   examples/clients/curl.sh anthropic/claude-sonnet-4-5
+#   examples/clients/curl.sh anthropic/claude-sonnet-4-6
 #
 # LIGHTPORT_URL (default http://127.0.0.1:8080/v1) and LIGHTPORT_KEY (a gateway key, when the
 # gateway has keys) say where and as whom. tests/clients.rs runs it against a mock provider.
 set -euo pipefail
-model="${1:-anthropic/claude-sonnet-4-5}"
+model="${1:-anthropic/claude-sonnet-4-6}"
 url="${LIGHTPORT_URL:-http://127.0.0.1:8080/v1}"
 auth=(-H "authorization: Bearer ${LIGHTPORT_KEY:-unused-when-the-gateway-has-keys}")
 

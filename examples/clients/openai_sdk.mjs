@@ -2,13 +2,13 @@
 //
 //   npm install openai
 //   ANTHROPIC_API_KEY=... cargo run --release -- serve &
-//   node examples/clients/openai_sdk.mjs anthropic/claude-sonnet-4-5
+//   node examples/clients/openai_sdk.mjs anthropic/claude-sonnet-4-6
 //
 // LIGHTPORT_URL (default http://127.0.0.1:8080/v1) and LIGHTPORT_KEY (a gateway key, when the
 // gateway has keys) say where and as whom. tests/clients.rs runs it against a mock provider.
 import OpenAI from "openai";
 
-const model = process.argv[2] ?? "anthropic/claude-sonnet-4-5";
+const model = process.argv[2] ?? "anthropic/claude-sonnet-4-6";
 const client = new OpenAI({
   baseURL: process.env.LIGHTPORT_URL ?? "http://127.0.0.1:8080/v1",
   apiKey: process.env.LIGHTPORT_KEY ?? "unused-when-the-gateway-has-keys",

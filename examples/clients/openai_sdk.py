@@ -2,7 +2,7 @@
 
     pip install openai
     ANTHROPIC_API_KEY=... cargo run --release -- serve &
-    python examples/clients/openai_sdk.py anthropic/claude-sonnet-4-5
+    python examples/clients/openai_sdk.py anthropic/claude-sonnet-4-6
 
 LIGHTPORT_URL (default http://127.0.0.1:8080/v1) and LIGHTPORT_KEY (a gateway key, when the
 gateway has keys) say where and as whom. tests/clients.rs runs it against a mock provider.
@@ -13,7 +13,7 @@ import sys
 
 from openai import OpenAI
 
-model = sys.argv[1] if len(sys.argv) > 1 else "anthropic/claude-sonnet-4-5"
+model = sys.argv[1] if len(sys.argv) > 1 else "anthropic/claude-sonnet-4-6"
 client = OpenAI(
     base_url=os.environ.get("LIGHTPORT_URL", "http://127.0.0.1:8080/v1"),
     api_key=os.environ.get("LIGHTPORT_KEY", "unused-when-the-gateway-has-keys"),
