@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::sigv4;
 use crate::error::{Cause, Error};
-use crate::expr::{Ctx, Scope};
+use crate::expr::{Ctx, Report, Scope};
 use crate::plan::errors::Guard;
 use crate::plan::template::TemplateVars;
 use crate::plan::{env_prefix, Auth, Credentials, Endpoint, EndpointPlan, Policy, Provider, Secret};
@@ -217,11 +217,23 @@ impl Call {
         let provider = Arc::clone(&self.provider);
         let ep = provider.endpoint(self.endpoint).expect("Call::new checked the endpoint");
         self.dropped = apply_params(ep, &provider.id, &mut body, &self.ctx)?;
-        let scope = Scope::new(&body, &self.ctx, &Value::Null);
+        let report = Report::default();
+        let scope = Scope::new(&body, &self.ctx, &Value::Null).with_report(&report);
         if let Some(e) = Guard::first(&ep.refuse, &scope, Cause::Client) {
             return Err(e);
         }
         let upstream_body = ep.request.eval_owned(&scope).unwrap_or(Value::Object(Map::new()));
+        for u in report.take() {
+            if u.refuse {
+                return Err(Error::invalid(format!(
+                    "{}: '{}' is not supported by provider '{}'",
+                    u.path, u.value, provider.id
+                ))
+                .with_param(u.path)
+                .with_code("unsupported_value"));
+            }
+            self.dropped.push(u.path);
+        }
         self.request = body;
         let base = overrides.as_ref().and_then(|o| o.base_url.as_deref()).or(provider.base_url.as_deref());
         let base = base.ok_or_else(|| {

@@ -111,6 +111,8 @@ pub fn with_builtin(own: Vec<SourceFile>) -> Vec<SourceFile> {
 pub struct Engine {
     providers: Vec<Arc<Provider>>,
     by_id: HashMap<String, Arc<Provider>>,
+    /// Warnings of the files that loaded (`ProblemKind::Unhandled`).
+    warnings: Vec<LoadError>,
 }
 
 impl Engine {
@@ -160,15 +162,22 @@ impl Engine {
     /// assert_eq!(engine.provider("echo").unwrap().name(), "Echo");
     /// ```
     pub fn load(sources: &[SourceFile], env: EnvLookup<'_>, previous: Option<&Engine>) -> (Engine, Vec<LoadError>) {
-        let (plans, errors) = load(sources, env);
+        let (plans, problems) = load(sources, env);
+        let (warnings, errors): (Vec<_>, Vec<_>) = problems.into_iter().partition(|e| e.kind.is_warning());
         let mut providers: Vec<Arc<Provider>> = plans.into_iter().map(Arc::new).collect();
         providers.retain(|p| !p.is_abstract);
-        let mut engine = Engine { providers, by_id: HashMap::new() };
+        let mut engine = Engine { providers, by_id: HashMap::new(), warnings };
         engine.index();
         if let Some(prev) = previous {
             engine.keep(prev, errors.iter().map(|e| e.id.as_str()));
         }
         (engine, errors)
+    }
+
+    /// What the files that loaded could still lose without a word (`file:line`), for `check`
+    /// and the server's log.
+    pub fn warnings(&self) -> &[LoadError] {
+        &self.warnings
     }
 
     fn index(&mut self) {

@@ -30,6 +30,16 @@ pub enum ProblemKind {
     InvalidTemplate,
     /// A value the engine cannot use (a header name, a status, a URL).
     InvalidValue,
+    /// A warning, not an error: the file loads, but part of a request could be lost without a
+    /// word (a request-side `$match` with no `default` and no `unmatched`).
+    Unhandled,
+}
+
+impl ProblemKind {
+    /// Whether the file still loads with this problem (`lightport check` prints it as a warning).
+    pub fn is_warning(self) -> bool {
+        matches!(self, ProblemKind::Unhandled)
+    }
 }
 
 /// One problem of a file, at a JSON pointer inside it.

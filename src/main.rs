@@ -500,10 +500,15 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>, config: Option<PathBu
     let ids: Vec<String> = own.iter().map(|f| f.id.clone()).collect();
     let sources = with_builtin(own.clone());
     // The file as written (no environment), exactly as `serve` loads it.
-    let (_, errors) = Engine::load(&sources, &|_| None, None);
+    let (loaded, errors) = Engine::load(&sources, &|_| None, None);
     let errors: Vec<_> = errors.into_iter().filter(|e| ids.contains(&e.id)).collect();
     for e in &errors {
         println!("{e}");
+    }
+    // Warnings do not fail the check: the file loads, but says what it could lose.
+    let warnings: Vec<_> = loaded.warnings().iter().filter(|w| ids.contains(&w.id)).collect();
+    for w in &warnings {
+        println!("{}:{}: warning: {}", w.file, w.line, w.message);
     }
     let (engine, _) = vectors::engine_for_vectors(&sources);
     let plans: Vec<_> = engine.providers().iter().filter(|p| ids.iter().any(|i| i == p.id())).cloned().collect();
@@ -545,6 +550,9 @@ fn check(paths: Vec<PathBuf>, extra_vectors: Vec<PathBuf>, config: Option<PathBu
         if config.is_some() { " and a config file" } else { "" },
         if problems == 0 { "all passed".to_string() } else { format!("{problems} problem(s)") }
     );
+    if !warnings.is_empty() {
+        eprintln!("{} warning(s)", warnings.len());
+    }
     if problems == 0 {
         ExitCode::SUCCESS
     } else {

@@ -90,7 +90,12 @@ impl Sources {
     /// The engine: built-in mappings plus the directory's.
     pub fn engine(&self, previous: Option<&Engine>) -> (Engine, Vec<Problem>) {
         match Engine::from_dir(self.mappings.as_deref(), previous) {
-            Ok((engine, errors)) => (engine, errors.into_iter().map(Problem::File).collect()),
+            Ok((engine, errors)) => {
+                for w in engine.warnings() {
+                    tracing::warn!(target: "lightport::reload", "{w}");
+                }
+                (engine, errors.into_iter().map(Problem::File).collect())
+            }
             Err(e) => {
                 let dir = self.mappings.as_deref().unwrap_or(Path::new("")).display().to_string();
                 (previous.cloned().unwrap_or_default(), vec![Problem::Other(format!("cannot read {dir}: {e}"))])

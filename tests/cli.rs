@@ -28,6 +28,33 @@ fn check_passes_on_the_shipped_mappings_and_runs_their_vectors() {
 }
 
 #[test]
+fn check_warns_on_a_request_match_that_could_lose_a_value_and_still_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lossy.yaml");
+    std::fs::write(
+        &file,
+        "name: Lossy\nbase_url: https://example.test\nchat:\n  path: /chat\n  request:\n    model: $.model\n    parts:\n      $each: $.messages\n      map:\n        $match: $.role\n        cases: { user: $.content }\n  response: $\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = lightport(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "a warning does not fail the check: {stdout}{stderr}");
+    let line = format!("{}:9: warning: this $match of the request has no `default` and no `unmatched`", file.display());
+    assert!(stdout.contains(&line), "{stdout}");
+    assert!(stderr.contains("1 warning(s)"), "{stderr}");
+    // Declaring what happens to the rest silences it.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("cases: { user: $.content }", "cases: { user: $.content }\n        unmatched: refuse"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = lightport(&["check", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(!stdout.contains("warning") && !stderr.contains("warning"), "{stdout}{stderr}");
+}
+
+#[test]
 fn check_reports_every_problem_as_file_line_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.yaml");

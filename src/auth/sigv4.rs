@@ -384,10 +384,7 @@ mod tests {
 
     #[test]
     fn canonical_uri_encodes_the_wire_path_once_more() {
-        assert_eq!(
-            canonical_uri("/model/us.vendor.model-v1%3A0/converse"),
-            "/model/us.vendor.model-v1%253A0/converse"
-        );
+        assert_eq!(canonical_uri("/model/us.vendor.model-v1%3A0/converse"), "/model/us.vendor.model-v1%253A0/converse");
         assert_eq!(canonical_uri(""), "/");
         assert_eq!(canonical_uri("/"), "/");
         assert_eq!(canonical_uri("/a b/ሴ/$x"), "/a%20b/%E1%88%B4/%24x");

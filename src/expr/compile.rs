@@ -83,6 +83,16 @@ impl<'a> Compiler<'a> {
         Expr::Const(Value::Null)
     }
 
+    /// Record a warning at the current node: the file loads, `lightport check` prints it.
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem::new(self.ptr.clone(), ProblemKind::Unhandled, message));
+    }
+
+    /// Whether the transform being compiled translates the client's request.
+    pub fn in_request(&self) -> bool {
+        self.input_is_request
+    }
+
     /// Record a problem at an absolute pointer of the file (outside any transform).
     pub fn problem_at(&mut self, pointer: &str, kind: ProblemKind, message: impl Into<String>) {
         self.problems.push(Problem::new(pointer, kind, message));

@@ -11,7 +11,9 @@ pub(crate) mod glob;
 mod ops;
 pub(crate) mod path;
 pub(crate) mod registry;
+mod report;
 mod spec;
+pub(crate) mod tags;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,6 +24,7 @@ pub(crate) use compile::{escape, Compiler, Defs, Reads};
 pub use ctx::Ctx;
 pub(crate) use ctx::CtxField;
 use path::Path;
+pub(crate) use report::Report;
 pub use spec::ExprSpec;
 pub(crate) use spec::{DefSpec, Node};
 
@@ -80,6 +83,8 @@ pub(crate) struct Scope<'s> {
     pub request: &'s Value,
     pub index: Option<usize>,
     pub frame: Option<&'s Frame<'s>>,
+    /// Where a request transform reports what it leaves out or refuses (`$match` `unmatched`).
+    pub report: Option<&'s Report>,
 }
 
 static NULL: Value = Value::Null;
@@ -87,7 +92,12 @@ static NULL: Value = Value::Null;
 impl<'s> Scope<'s> {
     /// A scope over a document, with call facts and stream state.
     pub fn new(root: &'s Value, ctx: &'s Ctx, state: &'s Value) -> Scope<'s> {
-        Scope { current: root, root, ctx, state, request: &NULL, index: None, frame: None }
+        Scope { current: root, root, ctx, state, request: &NULL, index: None, frame: None, report: None }
+    }
+
+    /// The same scope, reporting what `$match` leaves out or refuses to `report`.
+    pub fn with_report(self, report: &'s Report) -> Scope<'s> {
+        Scope { report: Some(report), ..self }
     }
 
     /// The same scope, with the client's request visible as `$request`.

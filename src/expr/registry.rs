@@ -90,6 +90,8 @@ pub(crate) static OPS: &[OpDef] = &[
     row::<use_::Spec>(),
     row::<expr::Spec>(),
     row::<f32_base64::Spec>(),
+    row::<hash_id::Spec>(),
+    row::<split_tag::Spec>(),
     row::<inherit::Spec>(),
 ];
 

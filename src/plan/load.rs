@@ -110,6 +110,7 @@ pub(crate) fn parse_yaml(src: &SourceFile) -> Result<Value, LoadError> {
 }
 
 /// Load and compile every file. Files with problems yield no plan; the others load normally.
+/// Warnings come back with the errors; they do not stop their file from loading.
 pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<Provider>, Vec<LoadError>) {
     let mut errors = Vec::new();
     let mut parsed: HashMap<&str, Value> = HashMap::new();
@@ -130,7 +131,10 @@ pub fn load(sources: &[SourceFile], env: EnvLookup<'_>) -> (Vec<Provider>, Vec<L
             .map_err(|msg| vec![Problem::new("/extends", ProblemKind::Extends, msg)])
             .and_then(|merged| check(&src.id, &src.path, merged, env));
         match result {
-            Ok(plan) => plans.push(plan),
+            Ok(mut plan) => {
+                errors.extend(locate(src, std::mem::take(&mut plan.warnings)));
+                plans.push(plan)
+            }
             Err(problems) => errors.extend(locate(src, problems)),
         }
     }

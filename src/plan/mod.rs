@@ -64,6 +64,8 @@ pub struct Provider {
     pub(crate) source: String,
     /// A base for other files only (`abstract: true`).
     pub(crate) is_abstract: bool,
+    /// Warnings of its file (pointers until the loader gives them lines).
+    pub(crate) warnings: Vec<Problem>,
 }
 
 impl Provider {
@@ -319,7 +321,7 @@ pub(crate) fn compile_provider(
     };
     let chat = file.chat.as_ref().map(|e| endpoint(e, "/chat"));
     let embeddings = file.embeddings.as_ref().map(|e| endpoint(e, "/embeddings"));
-    if !p.is_empty() {
+    if p.iter().any(|x| !x.kind.is_warning()) {
         return Err(p);
     }
     let vars_value = Arc::new(Value::Object(vars.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()));
@@ -330,6 +332,7 @@ pub(crate) fn compile_provider(
         id: id.to_string(),
         name: file.name,
         base_url,
+        warnings: p,
         auth_kind,
         auth: auth.scheme,
         key: auth.key,

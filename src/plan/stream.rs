@@ -21,6 +21,15 @@ pub(crate) struct Action {
     pub end: bool,
 }
 
+/// A compiled `split_tag`.
+#[derive(Debug)]
+pub(crate) struct SplitTag {
+    pub open: String,
+    pub close: String,
+    pub into: String,
+    pub when: Option<Expr>,
+}
+
 #[derive(Debug)]
 pub(crate) struct StreamPlan {
     pub framing: Framing,
@@ -29,6 +38,7 @@ pub(crate) struct StreamPlan {
     pub event: Option<Expr>,
     pub rules: HashMap<String, Vec<Action>>,
     pub fallback: Option<Vec<Action>>,
+    pub split_tag: Option<SplitTag>,
 }
 
 impl StreamPlan {
@@ -80,6 +90,21 @@ impl StreamPlan {
             event: s.event.as_ref().map(|e| c.compile(e, &format!("{ptr}/event"))),
             rules,
             fallback,
+            split_tag: s.split_tag.as_ref().map(|t| {
+                if t.open.is_empty() || t.close.is_empty() {
+                    c.problem_at(
+                        &format!("{ptr}/split_tag"),
+                        ProblemKind::InvalidValue,
+                        "open and close must not be empty",
+                    );
+                }
+                SplitTag {
+                    open: t.open.clone(),
+                    close: t.close.clone(),
+                    into: t.into.clone(),
+                    when: t.when.as_ref().map(|w| c.compile(w, &format!("{ptr}/split_tag/when"))),
+                }
+            }),
         }
     }
 

@@ -464,6 +464,25 @@ pub struct StreamSpec {
     /// with no rule is ignored.
     #[serde(default)]
     pub on: BTreeMap<String, Vec<StreamAction>>,
+    /// Move the text between two tags out of each chunk's `delta.content` into another delta
+    /// field (e.g. `<think>`…`</think>` into `reasoning_content`), a tag cut across two chunks
+    /// included. Works on passthrough streams too (their chunks are then parsed).
+    #[serde(default)]
+    pub split_tag: Option<SplitTagSpec>,
+}
+
+/// Tagged text moved out of a stream's content.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitTagSpec {
+    pub open: String,
+    pub close: String,
+    /// The delta field the tagged text goes to.
+    pub into: String,
+    /// Only for calls where this holds (evaluated once per stream, on `$ctx`), e.g. a model
+    /// pattern; other streams are left as they are.
+    #[serde(default)]
+    pub when: Option<ExprSpec>,
 }
 
 /// One step run for an event. Its parts run in this order: `when`, `set`, `add`, `enumerate`,

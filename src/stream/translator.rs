@@ -1,6 +1,7 @@
 //! The per-stream state machine: each upstream event selects its rule by name, updates the
 //! stream's state, and writes canonical `chat.completion.chunk` frames as it arrives.
 
+use std::borrow::Cow;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -9,8 +10,9 @@ use serde_json::{Map, Value};
 
 use super::{decoder, Event, Framing, StreamLimits};
 use crate::error::{Cause, Error};
+use crate::expr::tags::TagSplitter;
 use crate::expr::{Ctx, Scope};
-use crate::plan::stream::{Action, StreamPlan};
+use crate::plan::stream::{Action, SplitTag, StreamPlan};
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -49,6 +51,9 @@ pub struct StreamTranslator {
     /// The last usage the stream reported (whether or not the client asked for it).
     usage: Option<Value>,
     failure: Option<Error>,
+    /// Where the content of choice 0 is between `split_tag`'s tags (when the plan splits and
+    /// its condition held for this call).
+    splitter: Option<TagSplitter>,
 }
 
 impl StreamTranslator {
@@ -65,7 +70,12 @@ impl StreamTranslator {
         let mut state = Map::new();
         state.insert("id".into(), Value::String(id.to_string()));
         state.insert("model".into(), Value::String(model.to_string()));
+        let splitter = plan.split_tag.as_ref().and_then(|t| {
+            let applies = t.when.as_ref().is_none_or(|w| w.holds(&Scope::new(&Value::Null, &ctx, &Value::Null)));
+            applies.then(|| TagSplitter::new(&t.open, &t.close))
+        });
         StreamTranslator {
+            splitter,
             decoder: decoder(plan.framing, limits.max_event_bytes),
             plan,
             events: Vec::new(),
@@ -190,6 +200,20 @@ impl StreamTranslator {
             self.closed = true;
             return;
         }
+        if self.plan.passthrough && self.splitter.is_some() {
+            // The chunks must be read to move tagged text: forwarded like a `forward: $` rule.
+            if let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) {
+                let mut splitter = self.splitter.take();
+                let chunk = split_chunk(&mut splitter, self.plan.split_tag.as_ref(), chunk);
+                self.splitter = splitter;
+                write_frame(out, &chunk);
+                self.content_started = true;
+                if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+                    self.usage = Some(u.clone());
+                }
+            }
+            return;
+        }
         if self.plan.passthrough {
             out.reserve(ev.data.len() + 8);
             out.extend_from_slice(b"data: ");
@@ -268,17 +292,25 @@ impl StreamTranslator {
         let scope = Scope::new(data, &self.ctx, &self.state);
         let mut content = false;
         let mut usage = None;
+        let mut splitter = self.splitter.take();
+        let split = self.plan.split_tag.as_ref();
         if let Some(emit) = &a.emit {
+            let mut one = |f: &Value, out: &mut BytesMut| match split_fragment(&mut splitter, split, f) {
+                Some(f) => self.emit(&f, out, &mut usage),
+                None => self.emit(f, out, &mut usage),
+            };
             match emit.eval(&scope).as_deref() {
-                Some(Value::Array(fragments)) => {
-                    fragments.iter().for_each(|f| content |= self.emit(f, out, &mut usage))
-                }
-                Some(fragment) => content |= self.emit(fragment, out, &mut usage),
+                Some(Value::Array(fragments)) => fragments.iter().for_each(|f| content |= one(f, out)),
+                Some(fragment) => content |= one(fragment, out),
                 None => {}
             }
         }
         if let Some(forward) = &a.forward {
             if let Some(chunk) = forward.eval(&scope) {
+                let chunk = match splitter.is_some() {
+                    true => Cow::Owned(split_chunk(&mut splitter, split, chunk.into_owned())),
+                    false => chunk,
+                };
                 write_frame(out, chunk.as_ref());
                 content = true;
                 if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
@@ -286,6 +318,7 @@ impl StreamTranslator {
                 }
             }
         }
+        self.splitter = splitter;
         let error = a.error.as_ref().map(|fields| {
             fields.eval(&scope, 502, || "the upstream reported an error mid-stream".into(), Cause::Upstream(502))
         });
@@ -362,6 +395,66 @@ impl StreamTranslator {
             w.write_all(b"}\n\n")
         })();
     }
+}
+
+/// A choice fragment (`{delta, finish_reason, …}`) with its tagged content moved to the split's
+/// field; `None` when there is nothing to change. The finish reason flushes what was held back.
+fn split_fragment(splitter: &mut Option<TagSplitter>, split: Option<&SplitTag>, f: &Value) -> Option<Value> {
+    let (splitter, split) = (splitter.as_mut()?, split?);
+    if f.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+        return None;
+    }
+    let text = f.get("delta").and_then(|d| d.get("content")).and_then(Value::as_str);
+    let finishing = f.get("finish_reason").is_some_and(|r| !r.is_null());
+    if text.is_none() && !finishing {
+        return None;
+    }
+    let (mut outside, mut inside) = (String::new(), String::new());
+    if let Some(t) = text {
+        splitter.push(t, &mut outside, &mut inside);
+    }
+    if finishing {
+        splitter.finish(&mut outside, &mut inside);
+    }
+    let mut f = f.clone();
+    let Value::Object(frag) = &mut f else { return None };
+    let delta = frag.entry("delta").or_insert_with(|| Value::Object(Map::new()));
+    if delta.is_null() {
+        *delta = Value::Object(Map::new());
+    }
+    let Value::Object(d) = delta else { return None };
+    match outside.is_empty() {
+        true => d.remove("content"),
+        false => d.insert("content".into(), Value::String(outside)),
+    };
+    if !inside.is_empty() {
+        match d.get_mut(&split.into) {
+            Some(Value::String(s)) => s.push_str(&inside),
+            _ => {
+                d.insert(split.into.clone(), Value::String(inside));
+            }
+        }
+    }
+    // A delta left empty is no chunk at all (unless it finishes the answer).
+    if d.is_empty() && !finishing {
+        frag.insert("delta".into(), Value::Null);
+    }
+    Some(f)
+}
+
+/// A whole canonical chunk with choice 0's tagged content moved (see [`split_fragment`]).
+fn split_chunk(splitter: &mut Option<TagSplitter>, split: Option<&SplitTag>, mut chunk: Value) -> Value {
+    if let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut) {
+        for c in choices.iter_mut() {
+            if let Some(new) = split_fragment(splitter, split, c) {
+                *c = new;
+                if c.get("delta").is_some_and(Value::is_null) {
+                    c["delta"] = Value::Object(Map::new());
+                }
+            }
+        }
+    }
+    chunk
 }
 
 /// Whether JSON text has a `"usage"` member whose value is an object.
