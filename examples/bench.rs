@@ -178,6 +178,12 @@ fn cpu_us(pid: u32) -> Option<f64> {
     Some(ticks * 10_000.0)
 }
 
+/// Write system calls a process has made (`syscw` of /proc/<pid>/io, all its threads).
+fn syscw(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|l| l.strip_prefix("syscw:")).and_then(|v| v.trim().parse().ok())
+}
+
 fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: &[String]) -> Option<Load> {
     let body_file = std::env::temp_dir().join(format!("lightport-bench-{}.json", std::process::id()));
     std::fs::write(&body_file, body.to_string()).ok()?;
@@ -561,6 +567,8 @@ async fn main() {
         report.push_str("Portkey: not installed (examples/bench/run.sh --peers installs it)\n\n");
     }
 
+    // Max req/s of each target and scenario without streaming, for the stream table's ratio.
+    let mut non_stream_rps: std::collections::HashMap<(String, &str), f64> = Default::default();
     if !a.routing_only {
         let d = format!("{}s", a.duration);
         let mock_pid = _mock.0.id();
@@ -605,6 +613,7 @@ async fn main() {
                     report.push_str(&format!("| {} | failed to run | | | | | | | | |\n", t.name));
                     continue;
                 };
+                non_stream_rps.insert((t.name.clone(), scenario), m.rps);
                 let (add50, add99, ratio) = match &base {
                     Some(b) => (us(f.p50 - b.p50), us(f.p99 - b.p99), format!("{:.2}x", f.p99 / b.p99)),
                     None => ("-".into(), "-".into(), "1.00x".into()),
@@ -624,6 +633,38 @@ async fn main() {
             }
             report.push('\n');
         }
+
+        // Streams at full speed: the gateway alone on core 0, as for the non-stream maximum. The
+        // mock sends each answer's 20 deltas as fast as it can. Writes are the gateway's write
+        // system calls (`syscw`), its sockets to the client and to the mock alike.
+        report.push_str(&format!("### Streams, max throughput ({} conns, 20-delta answers)\n\n| target | scenario | max streams/s | of its non-stream req/s | CPU µs / stream | write syscalls / stream |\n|---|---|---|---|---|---|\n", a.connections));
+        for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
+            for (t, _) in &targets {
+                if let Some(pid) = t.pid {
+                    pin(pid, "0");
+                }
+                let (url, headers, body) = request(t, scenario, true);
+                let (cpu0, w0) = (t.pid.and_then(cpu_us), t.pid.and_then(syscw));
+                let Some(m) =
+                    oha("1", &url, &body, &headers, &["-z".into(), d.clone(), "-c".into(), a.connections.to_string()])
+                else {
+                    report.push_str(&format!("| {} | {label} | failed to run | | | |\n", t.name));
+                    continue;
+                };
+                let per = |before: Option<f64>, after: Option<f64>| match (before, after) {
+                    (Some(b), Some(e)) if m.done > 0.0 => format!("{:.0}", (e - b) / m.done),
+                    _ => "-".into(),
+                };
+                let cpu = per(cpu0, t.pid.and_then(cpu_us));
+                let writes = per(w0.map(|w| w as f64), t.pid.and_then(syscw).map(|w| w as f64));
+                let ratio = non_stream_rps
+                    .get(&(t.name.clone(), scenario))
+                    .filter(|r| **r > 0.0)
+                    .map_or("-".into(), |r| format!("{:.0}%", 100.0 * m.rps / r));
+                report.push_str(&format!("| {} | {label} | {:.0} | {ratio} | {cpu} | {writes} |\n", t.name, m.rps));
+            }
+        }
+        report.push('\n');
 
         report.push_str(&format!("### Streams: time to first content chunk ({} sequential requests)\n\n| target | scenario | p50 | p99 | p50 added | p99 added |\n|---|---|---|---|---|---|\n", a.ttfc_samples));
         // Latency layout again; the client is this process, on core 1 with the mock and gateway.
