@@ -757,15 +757,26 @@ where
             }
             Ok(None) => self.translator.step(StreamInput::End, out),
             Ok(Some(Ok(bytes))) => {
-                // Take every upstream read that is ready already, so that what arrived in one go
+                // Take every upstream piece that is ready already, so that what arrived in one go
                 // leaves in one go (one write to the client, not one per event); never wait for
-                // more.
+                // the network. The HTTP client hands a response over one body chunk at a time,
+                // from its connection task: when no piece is ready, let that task run once (a
+                // yield, not a timer) so that chunks it already holds in its read buffer join
+                // this write, and stop at the first miss after it.
                 let mut done = self.translator.step(StreamInput::Data(&bytes), out);
+                let mut yielded = false;
                 while !done {
                     match futures_util::FutureExt::now_or_never(self.upstream.next()) {
-                        None => break,
+                        None if yielded => break,
+                        None => {
+                            tokio::task::yield_now().await;
+                            yielded = true;
+                        }
                         Some(None) => done = self.translator.step(StreamInput::End, out),
-                        Some(Some(Ok(more))) => done = self.translator.step(StreamInput::Data(&more), out),
+                        Some(Some(Ok(more))) => {
+                            done = self.translator.step(StreamInput::Data(&more), out);
+                            yielded = false;
+                        }
                         Some(Some(Err(e))) => {
                             done = self.translator.step(StreamInput::Failed(request_error(&self.provider, e)), out)
                         }
