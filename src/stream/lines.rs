@@ -22,26 +22,31 @@ impl Lines {
         mut line: impl FnMut(&[u8]) -> Result<(), FramingError>,
     ) -> Result<(), FramingError> {
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            if b == b'\n' && self.after_cr {
-                self.after_cr = false;
-                start = i + 1;
-                continue;
+        // A `\n` right after a `\r` that ended the previous piece ends no second line.
+        if self.after_cr && bytes.first() == Some(&b'\n') {
+            start = 1;
+        }
+        self.after_cr = false;
+        while let Some(off) = memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
+            let i = start + off;
+            if self.buf.is_empty() {
+                self.check(i - start)?;
+                line(&bytes[start..i])?;
+            } else {
+                self.buf.extend_from_slice(&bytes[start..i]);
+                self.check(self.buf.len())?;
+                let whole = std::mem::take(&mut self.buf);
+                line(&whole)?;
+                self.buf = whole;
+                self.buf.clear();
             }
-            self.after_cr = b == b'\r';
-            if b == b'\n' || b == b'\r' {
-                if self.buf.is_empty() {
-                    self.check(i - start)?;
-                    line(&bytes[start..i])?;
-                } else {
-                    self.buf.extend_from_slice(&bytes[start..i]);
-                    self.check(self.buf.len())?;
-                    let whole = std::mem::take(&mut self.buf);
-                    line(&whole)?;
-                    self.buf = whole;
-                    self.buf.clear();
+            start = i + 1;
+            if bytes[i] == b'\r' {
+                match bytes.get(start) {
+                    Some(b'\n') => start += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
                 }
-                start = i + 1;
             }
         }
         self.buf.extend_from_slice(&bytes[start..]);

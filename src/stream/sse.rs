@@ -25,26 +25,25 @@ impl Sse {
         if raw[0] == b':' {
             return Ok(());
         }
-        let line = String::from_utf8_lossy(raw);
-        let (field, value) = match line.find(':') {
+        let (field, value) = match memchr::memchr(b':', raw) {
             Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
+                let v = &raw[i + 1..];
+                (&raw[..i], v.strip_prefix(b" ").unwrap_or(v))
             }
-            None => (&line[..], ""),
+            None => (raw, &b""[..]),
         };
         match field {
-            "data" => {
+            b"data" => {
                 if self.data.len() + value.len() + 1 > self.max {
                     return Err(FramingError(format!("the upstream sent an event larger than {} bytes", self.max)));
                 }
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(value);
+                self.data.push_str(&text(value));
                 self.has_data = true;
             }
-            "event" => self.name = Some(value.to_string()),
+            b"event" => self.name = Some(text(value).into_owned()),
             _ => {}
         }
         Ok(())
@@ -56,6 +55,15 @@ impl Sse {
         }
         self.name = None;
         self.has_data = false;
+    }
+}
+
+/// Text as it is when it is valid UTF-8 (the usual case, checked without copying); replacement
+/// characters otherwise.
+fn text(v: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
     }
 }
 
