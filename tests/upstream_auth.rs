@@ -219,15 +219,19 @@ fn converse_answer() -> Value {
     })
 }
 
-#[tokio::test]
-async fn bedrock_requests_are_signed_with_sigv4_over_the_bytes_sent() {
-    let check: Check = Arc::new(|r| {
-        verify_sigv4(r, AWS_SECRET, "eu-west-3", "bedrock").map_err(|e| {
+/// Bedrock's runtime as far as signatures go: a 403 naming the mismatch, else an answer.
+fn bedrock_checking_signatures(region: &'static str) -> Check {
+    Arc::new(move |r| {
+        verify_sigv4(r, AWS_SECRET, region, "bedrock").map_err(|e| {
             (403, json!({"message": format!("The request signature we calculated does not match: {e}")}))
         })?;
         Ok(converse_answer())
-    });
-    let (addr, seen) = mock(check).await;
+    })
+}
+
+#[tokio::test]
+async fn bedrock_requests_are_signed_with_sigv4_over_the_bytes_sent() {
+    let (addr, seen) = mock(bedrock_checking_signatures("eu-west-3")).await;
     let env = [
         ("BEDROCK_BASE_URL", format!("http://{addr}")),
         ("BEDROCK_REGION", "eu-west-3".to_string()),
@@ -257,13 +261,7 @@ async fn bedrock_requests_are_signed_with_sigv4_over_the_bytes_sent() {
 
 #[tokio::test]
 async fn a_wrong_aws_secret_is_refused_by_the_signature_check() {
-    let check: Check = Arc::new(|r| {
-        verify_sigv4(r, AWS_SECRET, "us-east-1", "bedrock").map_err(|e| {
-            (403, json!({"message": format!("The request signature we calculated does not match: {e}")}))
-        })?;
-        Ok(converse_answer())
-    });
-    let (addr, _) = mock(check).await;
+    let (addr, _) = mock(bedrock_checking_signatures("us-east-1")).await;
     let env = [
         ("BEDROCK_BASE_URL", format!("http://{addr}")),
         ("AWS_ACCESS_KEY_ID", AWS_KEY_ID.to_string()),

@@ -449,11 +449,18 @@ pub(crate) struct StreamMetrics {
 }
 
 impl StreamMetrics {
-    /// An output chunk left for the client now.
-    pub fn chunk(&mut self) {
+    /// `n` output chunks left for the client now, in one write: the first after the time since
+    /// the previous write, the others with none between them (they left together).
+    pub fn chunks(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let now = std::time::Instant::now();
         if let Some(last) = self.last.replace(now) {
             self.per_chunk.observe(now.duration_since(last).as_secs_f64());
+        }
+        for _ in 1..n {
+            self.per_chunk.observe(0.0);
         }
     }
 }

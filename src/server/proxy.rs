@@ -156,7 +156,7 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
                 report.model.as_deref().unwrap_or(""),
                 report.upstream_model.as_deref().unwrap_or(""),
             );
-            chunks.chunk();
+            chunks.chunks(pump.translator.chunks_written());
             pump.chunks = Some(chunks);
             let settle = pump.on_done.take();
             let status = head.status().as_u16();
@@ -810,10 +810,11 @@ where
                     return None;
                 }
                 let mut out = BytesMut::new();
+                let before = p.translator.chunks_written();
                 p.step(p.idle, &mut out).await;
                 if !out.is_empty() {
                     if let Some(c) = &mut p.chunks {
-                        c.chunk();
+                        c.chunks(p.translator.chunks_written() - before);
                     }
                     return Some((Ok(out.freeze()), p));
                 }

@@ -54,6 +54,8 @@ pub struct StreamTranslator {
     /// Where the content of choice 0 is between `split_tag`'s tags (when the plan splits and
     /// its condition held for this call).
     splitter: Option<TagSplitter>,
+    /// How many chunks have been written (error events and `[DONE]` are not chunks).
+    written: std::cell::Cell<u64>,
 }
 
 impl StreamTranslator {
@@ -76,6 +78,7 @@ impl StreamTranslator {
         });
         StreamTranslator {
             splitter,
+            written: std::cell::Cell::new(0),
             decoder: decoder(plan.framing, limits.max_event_bytes),
             plan,
             events: Vec::new(),
@@ -109,6 +112,12 @@ impl StreamTranslator {
     /// not ask for it.
     pub fn usage(&self) -> Option<&Value> {
         self.usage.as_ref()
+    }
+
+    /// How many `chat.completion.chunk`s have been written so far (for time-per-chunk metrics:
+    /// one write may carry several).
+    pub fn chunks_written(&self) -> u64 {
+        self.written.get()
     }
 
     /// The error the stream ended with, if it did.
@@ -207,6 +216,7 @@ impl StreamTranslator {
                 let chunk = split_chunk(&mut splitter, self.plan.split_tag.as_ref(), chunk);
                 self.splitter = splitter;
                 write_frame(out, &chunk);
+                self.written.set(self.written.get() + 1);
                 self.content_started = true;
                 if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
                     self.usage = Some(u.clone());
@@ -219,6 +229,7 @@ impl StreamTranslator {
             out.extend_from_slice(b"data: ");
             out.extend_from_slice(ev.data.as_bytes());
             out.extend_from_slice(b"\n\n");
+            self.written.set(self.written.get() + 1);
             self.content_started = true;
             // Only a chunk that carries a usage object is parsed (OpenAI's chunks say
             // `"usage":null` until the last): the others pass through untouched.
@@ -312,6 +323,7 @@ impl StreamTranslator {
                     false => chunk,
                 };
                 write_frame(out, chunk.as_ref());
+                self.written.set(self.written.get() + 1);
                 content = true;
                 if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
                     usage = Some(u.clone());
@@ -384,6 +396,7 @@ impl StreamTranslator {
         out: &mut BytesMut,
         choices: impl FnOnce(&mut bytes::buf::Writer<&mut BytesMut>) -> std::io::Result<()>,
     ) {
+        self.written.set(self.written.get() + 1);
         let mut w = out.writer();
         let _ = (|| -> std::io::Result<()> {
             w.write_all(b"data: {\"id\":")?;
