@@ -450,7 +450,7 @@ pub(crate) struct StreamMetrics {
 
 impl StreamMetrics {
     /// `n` output chunks left for the client now, in one write: the first after the time since
-    /// the previous write, the others with none between them (they left together).
+    /// the previous write, the others with none between them (they left in the same write).
     pub fn chunks(&mut self, n: u64) {
         if n == 0 {
             return;
