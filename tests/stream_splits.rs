@@ -95,3 +95,56 @@ fn random_bytes_through_every_framing_end_cleanly() {
         }
     }
 }
+
+/// `append` gathers a text across events, and a text that would outgrow the stream's event
+/// limit ends the stream with an error instead of growing without bound.
+#[test]
+fn appended_state_is_gathered_and_bounded() {
+    use lightport::{Endpoint, Engine, SourceFile, StreamInput, StreamLimits};
+    let file = SourceFile {
+        id: "gather".into(),
+        path: "gather.yaml".into(),
+        text: r#"
+name: Gather
+base_url: https://api.gather.test
+auth: none
+chat:
+  path: /chat
+  request: { model: $.model, stream: $.stream, messages: $.messages }
+  response: $
+  stream:
+    framing: ndjson
+    on:
+      "*":
+        - when: { $exists: $.t }
+          append: { text: $.t }
+        - when: $.done
+          emit: { delta: { content: $state.text }, finish_reason: stop }
+          end: true
+"#
+        .into(),
+    };
+    let (engine, problems) = Engine::load(&[file], &|_| None, None);
+    assert!(problems.is_empty(), "{problems:?}");
+    let run = |limit: usize| {
+        let mut body =
+            serde_json::json!({"model": "gather/m", "stream": true, "messages": [{"role": "user", "content": "x"}]});
+        let call = engine
+            .call(Endpoint::Chat, &mut body, None)
+            .unwrap()
+            .with_stream_limits(StreamLimits { max_event_bytes: limit, ..Default::default() });
+        let mut stream = call.stream().unwrap();
+        let mut out = bytes::BytesMut::new();
+        let events = b"{\"t\":\"abc\"}\n{\"t\":\"def\"}\n{\"t\":\"ghi\"}\n{\"t\":\"jkl\"}\n{\"t\":\"mno\"}\n{\"t\":\"pqr\"}\n{\"done\":true}\n";
+        stream.step(StreamInput::Data(events), &mut out);
+        stream.step(StreamInput::End, &mut out);
+        String::from_utf8(out.to_vec()).unwrap()
+    };
+    let whole = run(1 << 20);
+    assert!(whole.contains(r#""delta":{"content":"abcdefghijklmnopqr"}"#), "{whole}");
+    assert!(whole.ends_with("data: [DONE]\n\n"));
+    // Every line fits in 16 bytes; the gathered text (18) does not.
+    let bounded = run(16);
+    assert!(bounded.contains("grew past 16 bytes") && bounded.contains("bad_upstream_stream"), "{bounded}");
+    assert!(!bounded.contains("[DONE]"));
+}

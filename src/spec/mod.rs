@@ -485,8 +485,8 @@ pub struct SplitTagSpec {
     pub when: Option<ExprSpec>,
 }
 
-/// One step run for an event. Its parts run in this order: `when`, `set`, `add`, `enumerate`,
-/// `emit`, `error`, `end`.
+/// One step run for an event. Its parts run in this order: `when`, `set`, `add`, `append`,
+/// `enumerate`, `emit`, `error`, `end`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamAction {
@@ -499,6 +499,11 @@ pub struct StreamAction {
     /// Add numbers to state counters (absent counts as 0).
     #[serde(default)]
     pub add: BTreeMap<String, ExprSpec>,
+    /// Append text to state strings (absent counts as empty), e.g. a thinking block's deltas:
+    /// linear where `set` with `$join` would copy the whole text at every event. A string may
+    /// grow to the stream's event limit (`--max-stream-event-bytes`); past it the stream fails.
+    #[serde(default)]
+    pub append: BTreeMap<String, ExprSpec>,
     /// Give the key a dense index in the state map `<name>` (0, 1, 2... in order of first sight).
     #[serde(default)]
     pub enumerate: BTreeMap<String, ExprSpec>,

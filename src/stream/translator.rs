@@ -279,6 +279,28 @@ impl StreamTranslator {
                 };
             }
         }
+        for (name, expr) in &a.append {
+            let Some(Value::String(text)) = expr.eval_owned(&Scope::new(data, &self.ctx, &self.state)) else {
+                continue;
+            };
+            let Value::Object(s) = &mut self.state else { continue };
+            let slot = s.entry(name.clone()).or_insert_with(|| Value::String(String::new()));
+            if !slot.is_string() {
+                *slot = Value::String(String::new());
+            }
+            let Value::String(acc) = slot else { continue };
+            // What the upstream streams into one string is bounded like one of its events.
+            if acc.len() + text.len() > self.limits.max_event_bytes {
+                let limit = self.limits.max_event_bytes;
+                self.fail(
+                    out,
+                    Error::bad_gateway(format!("the upstream stream's '{name}' grew past {limit} bytes"))
+                        .with_code("bad_upstream_stream"),
+                );
+                return;
+            }
+            acc.push_str(&text);
+        }
         for (name, expr) in &a.enumerate {
             let key = expr.text(&Scope::new(data, &self.ctx, &self.state));
             let Some(key) = key else { continue };
