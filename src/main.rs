@@ -264,12 +264,11 @@ fn init_logs(
         .lossy(true)
         .thread_name("lightport-log")
         .finish(std::io::stderr());
+    // Colours only for a person at a terminal, never into a file or a collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    lightport::server::access::install(writer.clone(), matches!(args.log_format, LogFormat::Json), ansi);
     let logs = match args.log_format {
-        // Colours only for a person at a terminal, never into a file or a collector.
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)

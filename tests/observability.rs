@@ -291,9 +291,11 @@ async fn json_logs_carry_each_requests_facts_and_no_key_prompt_or_answer() {
         .await
         .unwrap();
     assert!(r.status().is_client_error());
-    // The stream's line is written when it ends, which the client saw: wait for the third line.
+    // The stream's line is written when it ends, which the client saw: wait for the third
+    // access line (not just any line naming req-three: its refusal is logged before it).
     for _ in 0..200 {
-        if std::fs::read_to_string(&log).unwrap().contains("req-three") {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.lines().any(|l| l.contains("lightport::access") && l.contains("req-three")) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

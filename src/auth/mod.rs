@@ -17,7 +17,7 @@ mod error;
 pub(crate) mod jwt_bearer;
 mod secret;
 pub(crate) mod sigv4;
-mod time;
+pub(crate) mod time;
 
 #[cfg(feature = "server")]
 pub(crate) mod client_credentials;

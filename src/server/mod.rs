@@ -2,6 +2,7 @@
 //! [`crate::Call`]), and one error shape for every refusal (ours, the HTTP layer's, and the
 //! upstream's).
 
+pub mod access;
 mod admission;
 mod body;
 pub mod limits;

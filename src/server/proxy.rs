@@ -202,30 +202,30 @@ impl Ended {
         let tokens = r.usage.as_ref().map(crate::plan::price::Tokens::from_usage);
         let cost = r.cost;
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
-        tracing::info!(
-            target: "lightport::access",
-            request_id = %self.rid,
-            endpoint = self.endpoint.operation(),
-            route = r.route.as_deref(),
-            target = r.target.as_deref(),
-            provider = r.provider.as_deref(),
-            model = r.model.as_deref().map(|m| tracing::field::display(m.escape_debug())),
-            upstream_model = r.upstream_model.as_deref().map(|m| tracing::field::display(m.escape_debug())),
-            status,
-            error_type = error.map(|e| e.kind.as_str()),
-            attempts = (!r.attempts.is_empty()).then(|| r.attempts.join(",")),
-            stream = r.stream,
-            duration_ms = duration.as_secs_f64() * 1e3,
-            upstream_ms = ms(r.upstream),
-            ttfc_ms = ms(r.ttfc),
-            overhead_us = r.overhead.map(|d| d.as_micros() as u64),
-            prompt_tokens = tokens.map(|t| t.prompt),
-            completion_tokens = tokens.map(|t| t.completion),
-            cached_tokens = tokens.map(|t| t.cache_read).filter(|n| *n > 0),
-            cost_usd = cost,
-            unpriced = (cost.is_none() && tokens.is_some()).then_some(true),
-            "request"
-        );
+        use super::access::V;
+        let attempts = (!r.attempts.is_empty()).then(|| r.attempts.join(","));
+        super::access::write(&[
+            ("request_id", Some(V::Str(&self.rid))),
+            ("endpoint", Some(V::Str(self.endpoint.operation()))),
+            ("route", r.route.as_deref().map(V::Str)),
+            ("target", r.target.as_deref().map(V::Str)),
+            ("provider", r.provider.as_deref().map(V::Str)),
+            ("model", r.model.as_deref().map(V::Str)),
+            ("upstream_model", r.upstream_model.as_deref().map(V::Str)),
+            ("status", Some(V::U64(status.into()))),
+            ("error_type", error.map(|e| V::Str(e.kind.as_str()))),
+            ("attempts", attempts.as_deref().map(V::Str)),
+            ("stream", Some(V::Bool(r.stream))),
+            ("duration_ms", Some(V::F64(duration.as_secs_f64() * 1e3))),
+            ("upstream_ms", ms(r.upstream).map(V::F64)),
+            ("ttfc_ms", ms(r.ttfc).map(V::F64)),
+            ("overhead_us", r.overhead.map(|d| V::U64(d.as_micros() as u64))),
+            ("prompt_tokens", tokens.map(|t| V::U64(t.prompt))),
+            ("completion_tokens", tokens.map(|t| V::U64(t.completion))),
+            ("cached_tokens", tokens.map(|t| t.cache_read).filter(|n| *n > 0).map(V::U64)),
+            ("cost_usd", cost.map(V::F64)),
+            ("unpriced", (cost.is_none() && tokens.is_some()).then_some(V::Bool(true))),
+        ]);
         if !self.span.is_none() {
             let s = &self.span;
             s.record("gen_ai.request.model", r.model.as_deref());
