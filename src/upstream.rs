@@ -114,7 +114,9 @@ impl Upstream {
             req.headers.insert(http::header::AUTHORIZATION, value);
             used = Some((cache, token));
         }
-        req.sign(SystemTime::now())?;
+        if req.pending.is_some() {
+            req.sign(SystemTime::now())?;
+        }
         Ok(used)
     }
 

@@ -221,8 +221,9 @@ impl StreamTranslator {
                 if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
                     self.usage = Some(u.clone());
                 }
+                return;
             }
-            return;
+            // Not JSON: nothing to split; it is forwarded as it came, like any passthrough event.
         }
         if self.plan.passthrough {
             out.reserve(ev.data.len() + 8);
