@@ -155,6 +155,9 @@ enum Command {
     },
 }
 
+/// The log thread's write buffer: lines queued together leave in one write of at most this.
+const LOG_WRITE_BYTES: usize = 64 * 1024;
+
 /// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
@@ -258,12 +261,14 @@ fn init_logs(
         // Trace spans are for the exporter, not the log lines.
         .add_directive(format!("{}=off", traces::TARGET).parse()?);
     // Lines are written by a thread of their own, so a request never waits on stderr (a pipe to
-    // a container runtime); beyond the buffer, lines are dropped, not waited for.
+    // a container runtime); beyond the buffer, lines are dropped, not waited for. The thread
+    // takes every line queued, then flushes: one write for a burst of lines, not one per line,
+    // and a line alone still leaves at once.
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(args.log_buffer_lines.max(1))
         .lossy(true)
         .thread_name("lightport-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(LOG_WRITE_BYTES, std::io::stderr()));
     // Colours only for a person at a terminal, never into a file or a collector.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     lightport::server::access::install(writer.clone(), matches!(args.log_format, LogFormat::Json), ansi);
