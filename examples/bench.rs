@@ -420,20 +420,27 @@ async fn main() {
         ("ANTHROPIC_API_KEY", "k".to_string()),
         ("LIGHTPORT_LOG", "warn".to_string()),
     ];
+    // Cold start first, while nothing else runs (the peers keep working in the background).
+    let mut times: Vec<f64> = Vec::new();
+    if !a.routing_only {
+        for _ in 0..7 {
+            if let Some(t) = cold_start(&client, &release.join("lightport"), &env).await {
+                times.push(t);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+    }
     let lp = spawn("lightport", "0", &release.join("lightport"), &["serve", "--listen", "127.0.0.1:19200"], &env, None);
     if wait_ready(&client, "http://127.0.0.1:19200/health", "lightport", Duration::from_secs(10)).await {
         let pid = lp.0.id();
-        // The providers it serves, as its model list names them.
-        let models: Value = match client.get("http://127.0.0.1:19200/v1/models").send().await {
+        // The providers it serves, as its readiness answer counts them.
+        let ready: Value = match client.get("http://127.0.0.1:19200/ready").send().await {
             Ok(r) => r.json().await.unwrap_or_default(),
             Err(_) => Value::Null,
         };
-        let mut providers: Vec<&str> =
-            models["data"].as_array().into_iter().flatten().filter_map(|m| m["owned_by"].as_str()).collect();
-        providers.dedup();
         report.push_str(&format!(
             "Lightport idle RSS with all {} built-in providers loaded: {:.1} MB\n\n",
-            providers.len(),
+            ready["providers"].as_u64().unwrap_or(0),
             rss_kb(pid, "VmRSS:").unwrap_or(0) as f64 / 1024.0
         ));
         targets.push((
@@ -526,9 +533,14 @@ async fn main() {
         report.push_str("LiteLLM: not installed (examples/bench/run.sh --peers installs it)\n\n");
     }
 
+    // Node for the TypeScript gateways: run.sh installs Node 24 beside them when the system's is
+    // older than Lightport-TS needs (its undici 8 does not load on Node 20).
+    let node = Some(peers.join("node/node_modules/.bin/node"))
+        .filter(|p| p.is_file())
+        .or_else(|| which("node"))
+        .unwrap_or_else(|| PathBuf::from("node"));
     let portkey = peers.join("portkey/node_modules/@portkey-ai/gateway/build/start-server.js");
     if a.peers && portkey.is_file() {
-        let node = which("node").unwrap_or_else(|| PathBuf::from("node"));
         let p = spawn("portkey", "0", &node, &[portkey.to_str().unwrap(), "--port=19400"], &[], None);
         if wait_ready(&client, "http://127.0.0.1:19400/", "portkey", Duration::from_secs(60)).await {
             let pid = p.0.id();
@@ -565,6 +577,42 @@ async fn main() {
         }
     } else {
         report.push_str("Portkey: not installed (examples/bench/run.sh --peers installs it)\n\n");
+    }
+
+    // Lightport-TS (github.com/glama-ai/lightport, a Portkey fork): built from source by run.sh.
+    let lightport_ts = peers.join("lightport-ts/build/start-server.mjs");
+    if a.peers && lightport_ts.is_file() {
+        let p = spawn("lightport-ts", "0", &node, &[lightport_ts.to_str().unwrap(), "--port=19500"], &[], None);
+        if wait_ready(&client, "http://127.0.0.1:19500/", "lightport-ts", Duration::from_secs(60)).await {
+            let pid = p.0.id();
+            targets.push((
+                Target {
+                    name: "Lightport-TS".into(),
+                    url: "http://127.0.0.1:19500".into(),
+                    headers: vec![("authorization".into(), "Bearer k".into()), ("x-api-key".into(), "k".into())],
+                    pid: Some(pid),
+                    route: |s| {
+                        let host = format!("http://{MOCK}/v1");
+                        let (provider, model) = if s == "anthropic" {
+                            ("anthropic", "claude-sonnet-4-5")
+                        } else {
+                            ("openai", "gpt-4o-mini")
+                        };
+                        (
+                            vec![
+                                ("x-lightport-provider".into(), provider.into()),
+                                ("x-lightport-custom-host".into(), host),
+                            ],
+                            model.into(),
+                        )
+                    },
+                    direct: false,
+                },
+                Some(p),
+            ));
+        }
+    } else if a.peers {
+        report.push_str("Lightport-TS: not built (examples/bench/run.sh --peers clones and builds it)\n\n");
     }
 
     // Max req/s of each target and scenario without streaming, for the stream table's ratio.
@@ -779,13 +827,6 @@ async fn main() {
     // Cold start: what a serverless platform pays on every scale-up. From the process's spawn
     // to the first chat request answered through it (every built-in mapping compiled first).
     if !a.routing_only {
-        let mut times: Vec<f64> = Vec::new();
-        for _ in 0..7 {
-            if let Some(t) = cold_start(&client, &release.join("lightport"), &env).await {
-                times.push(t);
-            }
-        }
-        times.sort_by(f64::total_cmp);
         report.push_str(&format!(
             "### Cold start\n\nProcess spawn to the first chat completion answered (all built-in mappings compiled), {} runs: median {}, max {}.\n\n",
             times.len(),
