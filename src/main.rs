@@ -155,7 +155,7 @@ enum Command {
     },
 }
 
-/// The log thread's write buffer: lines queued together leave in one write of at most this.
+/// The log thread's write buffer: a burst of queued lines leaves in one write of at most this.
 const LOG_WRITE_BYTES: usize = 64 * 1024;
 
 /// mimalloc's `mi_option_arena_eager_commit` and `mi_option_purge_delay` (the same indices in
