@@ -210,7 +210,23 @@ fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: 
         p90: pct("p90"),
         p99: pct("p99"),
         rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
-        ok: v["summary"]["successRate"].as_f64().unwrap_or(0.0) * 100.0,
+        // Answered with a 2xx: oha's success rate counts any HTTP answer as a success.
+        ok: v["summary"]["successRate"].as_f64().unwrap_or(0.0) * 100.0 * {
+            let codes = v["statusCodeDistribution"].as_object();
+            let count = |ok_only: bool| {
+                codes
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| !ok_only || k.starts_with('2'))
+                    .filter_map(|(_, n)| n.as_f64())
+                    .sum::<f64>()
+            };
+            if count(false) > 0.0 {
+                count(true) / count(false)
+            } else {
+                0.0
+            }
+        },
         done: v["summary"]["total"].as_f64().unwrap_or(0.0) * v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
     })
 }
@@ -685,7 +701,7 @@ async fn main() {
         // Streams at full speed: the gateway alone on core 0, as for the non-stream maximum. The
         // mock sends each answer's 20 deltas as fast as it can. Writes are the gateway's write
         // system calls (`syscw`), its sockets to the client and to the mock alike.
-        report.push_str(&format!("### Streams, max throughput ({} conns, 20-delta answers)\n\n| target | scenario | max streams/s | of its non-stream req/s | CPU µs / stream | write syscalls / stream |\n|---|---|---|---|---|---|\n", a.connections));
+        report.push_str(&format!("### Streams, max throughput ({} conns, 20-delta answers)\n\n| target | scenario | max streams/s | of its non-stream req/s | CPU µs / stream | write syscalls / stream | errors |\n|---|---|---|---|---|---|---|\n", a.connections));
         for (scenario, label) in [("openai", "OpenAI pass-through"), ("anthropic", "Anthropic translation")] {
             for (t, _) in &targets {
                 if let Some(pid) = t.pid {
@@ -696,7 +712,7 @@ async fn main() {
                 let Some(m) =
                     oha("1", &url, &body, &headers, &["-z".into(), d.clone(), "-c".into(), a.connections.to_string()])
                 else {
-                    report.push_str(&format!("| {} | {label} | failed to run | | | |\n", t.name));
+                    report.push_str(&format!("| {} | {label} | failed to run | | | | |\n", t.name));
                     continue;
                 };
                 let per = |before: Option<f64>, after: Option<f64>| match (before, after) {
@@ -709,7 +725,12 @@ async fn main() {
                     .get(&(t.name.clone(), scenario))
                     .filter(|r| **r > 0.0)
                     .map_or("-".into(), |r| format!("{:.0}%", 100.0 * m.rps / r));
-                report.push_str(&format!("| {} | {label} | {:.0} | {ratio} | {cpu} | {writes} |\n", t.name, m.rps));
+                report.push_str(&format!(
+                    "| {} | {label} | {:.0} | {ratio} | {cpu} | {writes} | {:.2}% |\n",
+                    t.name,
+                    m.rps,
+                    100.0 - m.ok
+                ));
             }
         }
         report.push('\n');
