@@ -145,6 +145,20 @@ async fn wait_ready(client: &reqwest::Client, url: &str, what: &str, limit: Dura
 /// Headers and model name a target needs for a scenario ("openai" or "anthropic").
 type Route = fn(&str) -> (Vec<(String, String)>, String);
 
+/// Extra headers and model for a gateway of Portkey's lineage: the provider and the mock as its
+/// custom host, in headers named with `prefix`.
+fn header_route(prefix: &str, scenario: &str) -> (Vec<(String, String)>, String) {
+    let (provider, model) =
+        if scenario == "anthropic" { ("anthropic", "claude-sonnet-4-5") } else { ("openai", "gpt-4o-mini") };
+    (
+        vec![
+            (format!("{prefix}-provider"), provider.into()),
+            (format!("{prefix}-custom-host"), format!("http://{MOCK}/v1")),
+        ],
+        model.into(),
+    )
+}
+
 /// A gateway under test: how to call it for each scenario.
 struct Target {
     name: String,
@@ -555,80 +569,46 @@ async fn main() {
         .filter(|p| p.is_file())
         .or_else(|| which("node"))
         .unwrap_or_else(|| PathBuf::from("node"));
-    let portkey = peers.join("portkey/node_modules/@portkey-ai/gateway/build/start-server.js");
-    if a.peers && portkey.is_file() {
-        let p = spawn("portkey", "0", &node, &[portkey.to_str().unwrap(), "--port=19400"], &[], None);
-        if wait_ready(&client, "http://127.0.0.1:19400/", "portkey", Duration::from_secs(60)).await {
+    // Portkey's gateway (npm) and Lightport-TS (github.com/glama-ai/lightport, a Portkey fork,
+    // built from source by run.sh): both choose the provider and its host from headers.
+    let node_gateways: [(&str, &str, PathBuf, u16, Route, &str); 2] = [
+        (
+            "Portkey gateway",
+            "portkey",
+            peers.join("portkey/node_modules/@portkey-ai/gateway/build/start-server.js"),
+            19400,
+            |s| header_route("x-portkey", s),
+            "not installed (examples/bench/run.sh --peers installs it)",
+        ),
+        (
+            "Lightport-TS",
+            "lightport-ts",
+            peers.join("lightport-ts/build/start-server.mjs"),
+            19500,
+            |s| header_route("x-lightport", s),
+            "not built (examples/bench/run.sh --peers clones and builds it)",
+        ),
+    ];
+    for (name, short, script, port, route, missing) in node_gateways {
+        if !(a.peers && script.is_file()) {
+            report.push_str(&format!("{name}: {missing}\n\n"));
+            continue;
+        }
+        let p = spawn(short, "0", &node, &[script.to_str().unwrap(), &format!("--port={port}")], &[], None);
+        if wait_ready(&client, &format!("http://127.0.0.1:{port}/"), short, Duration::from_secs(60)).await {
             let pid = p.0.id();
             targets.push((
                 Target {
-                    name: "Portkey gateway".into(),
-                    url: "http://127.0.0.1:19400".into(),
+                    name: name.into(),
+                    url: format!("http://127.0.0.1:{port}"),
                     headers: vec![("authorization".into(), "Bearer k".into()), ("x-api-key".into(), "k".into())],
                     pid: Some(pid),
-                    route: |s| {
-                        let host = format!("http://{MOCK}/v1");
-                        if s == "anthropic" {
-                            (
-                                vec![
-                                    ("x-portkey-provider".into(), "anthropic".into()),
-                                    ("x-portkey-custom-host".into(), host),
-                                ],
-                                "claude-sonnet-4-5".into(),
-                            )
-                        } else {
-                            (
-                                vec![
-                                    ("x-portkey-provider".into(), "openai".into()),
-                                    ("x-portkey-custom-host".into(), host),
-                                ],
-                                "gpt-4o-mini".into(),
-                            )
-                        }
-                    },
+                    route,
                     direct: false,
                 },
                 Some(p),
             ));
         }
-    } else {
-        report.push_str("Portkey: not installed (examples/bench/run.sh --peers installs it)\n\n");
-    }
-
-    // Lightport-TS (github.com/glama-ai/lightport, a Portkey fork): built from source by run.sh.
-    let lightport_ts = peers.join("lightport-ts/build/start-server.mjs");
-    if a.peers && lightport_ts.is_file() {
-        let p = spawn("lightport-ts", "0", &node, &[lightport_ts.to_str().unwrap(), "--port=19500"], &[], None);
-        if wait_ready(&client, "http://127.0.0.1:19500/", "lightport-ts", Duration::from_secs(60)).await {
-            let pid = p.0.id();
-            targets.push((
-                Target {
-                    name: "Lightport-TS".into(),
-                    url: "http://127.0.0.1:19500".into(),
-                    headers: vec![("authorization".into(), "Bearer k".into()), ("x-api-key".into(), "k".into())],
-                    pid: Some(pid),
-                    route: |s| {
-                        let host = format!("http://{MOCK}/v1");
-                        let (provider, model) = if s == "anthropic" {
-                            ("anthropic", "claude-sonnet-4-5")
-                        } else {
-                            ("openai", "gpt-4o-mini")
-                        };
-                        (
-                            vec![
-                                ("x-lightport-provider".into(), provider.into()),
-                                ("x-lightport-custom-host".into(), host),
-                            ],
-                            model.into(),
-                        )
-                    },
-                    direct: false,
-                },
-                Some(p),
-            ));
-        }
-    } else if a.peers {
-        report.push_str("Lightport-TS: not built (examples/bench/run.sh --peers clones and builds it)\n\n");
     }
 
     // Max req/s of each target and scenario without streaming, for the stream table's ratio.
