@@ -155,7 +155,7 @@ impl StreamTranslator {
         }
         self.events = events;
         if let Err(e) = decoded {
-            self.fail(out, Error::bad_gateway(e.0).with_code("bad_upstream_stream"));
+            self.broken(out, e.0);
         }
     }
 
@@ -168,7 +168,7 @@ impl StreamTranslator {
         if !self.closed {
             let mut events = std::mem::take(&mut self.events);
             if let Err(e) = self.decoder.finish(&mut events) {
-                self.fail(out, Error::bad_gateway(e.0).with_code("bad_upstream_stream"));
+                self.broken(out, e.0);
                 return;
             }
             for ev in events.drain(..) {
@@ -189,6 +189,12 @@ impl StreamTranslator {
                     .with_code("stream_truncated"),
             );
         }
+    }
+
+    /// End the client stream with a 502 `bad_upstream_stream`: the upstream's stream cannot be
+    /// read, or outgrew a limit.
+    fn broken(&mut self, out: &mut BytesMut, message: impl Into<String>) {
+        self.fail(out, Error::bad_gateway(message).with_code("bad_upstream_stream"));
     }
 
     /// End the client stream with an error event (the upstream failed or went silent).
@@ -293,11 +299,7 @@ impl StreamTranslator {
             // What the upstream streams into one string is bounded like one of its events.
             if acc.len() + text.len() > self.limits.max_event_bytes {
                 let limit = self.limits.max_event_bytes;
-                self.fail(
-                    out,
-                    Error::bad_gateway(format!("the upstream stream's '{name}' grew past {limit} bytes"))
-                        .with_code("bad_upstream_stream"),
-                );
+                self.broken(out, format!("the upstream stream's '{name}' grew past {limit} bytes"));
                 return;
             }
             acc.push_str(&text);
@@ -312,11 +314,7 @@ impl StreamTranslator {
                 // The upstream chooses the keys: a table that keeps growing is a broken stream.
                 if m.len() >= self.limits.max_table_entries {
                     let limit = self.limits.max_table_entries;
-                    self.fail(
-                        out,
-                        Error::bad_gateway(format!("the upstream stream named more than {limit} distinct '{name}'"))
-                            .with_code("bad_upstream_stream"),
-                    );
+                    self.broken(out, format!("the upstream stream named more than {limit} distinct '{name}'"));
                     return;
                 }
                 let next = m.len();
