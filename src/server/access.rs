@@ -37,7 +37,9 @@ pub(crate) enum V<'a> {
 /// (a library user with a subscriber of their own) it is a `tracing` event instead.
 pub(crate) fn write(fields: &[(&str, Option<V<'_>>)]) {
     let Some(sink) = SINK.get() else {
-        tracing::info!(target: "lightport::access", "request{}", text_fields(fields));
+        let mut text = String::with_capacity(256);
+        text_fields(&mut text, fields);
+        tracing::info!(target: "lightport::access", "request{text}");
         return;
     };
     if !tracing::enabled!(target: "lightport::access", tracing::Level::INFO) {
@@ -45,9 +47,10 @@ pub(crate) fn write(fields: &[(&str, Option<V<'_>>)]) {
     }
     let mut line = String::with_capacity(512);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let stamp = timestamp(now.as_secs(), now.subsec_micros());
     if sink.json {
-        let _ = write!(line, "{{\"timestamp\":\"{stamp}\",\"level\":\"INFO\",\"message\":\"request\"");
+        line.push_str("{\"timestamp\":\"");
+        timestamp(&mut line, now.as_secs(), now.subsec_micros());
+        line.push_str("\",\"level\":\"INFO\",\"message\":\"request\"");
         for (k, v) in fields {
             let Some(v) = v else { continue };
             let _ = write!(line, ",\"{k}\":");
@@ -67,17 +70,19 @@ pub(crate) fn write(fields: &[(&str, Option<V<'_>>)]) {
         }
         line.push_str(",\"target\":\"lightport::access\"}\n");
     } else {
-        let level = if sink.ansi { "\x1b[32m INFO\x1b[0m" } else { " INFO" };
-        let _ = writeln!(line, "{stamp} {level} lightport::access: request{}", text_fields(fields));
+        timestamp(&mut line, now.as_secs(), now.subsec_micros());
+        line.push_str(if sink.ansi { " \x1b[32m INFO\x1b[0m" } else { "  INFO" });
+        line.push_str(" lightport::access: request");
+        text_fields(&mut line, fields);
+        line.push('\n');
     }
     // One write is one line for the log thread (lossy: dropped, never waited for, when full).
     let _ = sink.writer.clone().write_all(line.as_bytes());
 }
 
-/// ` key=value` for each present field; text quoted and escaped, so a newline cannot end the
-/// line.
-fn text_fields(fields: &[(&str, Option<V<'_>>)]) -> String {
-    let mut out = String::with_capacity(256);
+/// ` key=value` for each present field, onto `out`; text quoted and escaped, so a newline
+/// cannot end the line.
+fn text_fields(out: &mut String, fields: &[(&str, Option<V<'_>>)]) {
     for (k, v) in fields {
         let Some(v) = v else { continue };
         let _ = match v {
@@ -91,7 +96,6 @@ fn text_fields(fields: &[(&str, Option<V<'_>>)]) -> String {
             V::Bool(b) => write!(out, " {k}={b}"),
         };
     }
-    out
 }
 
 /// A JSON string, escaped.
@@ -101,16 +105,28 @@ fn json_str(out: &mut String, s: &str) {
     out.push_str(std::str::from_utf8(&buf).unwrap_or("\"\""));
 }
 
-/// `2026-12-01T23:17:32.660189Z`.
-fn timestamp(secs: u64, micros: u32) -> String {
+/// `2026-12-01T23:17:32.660189Z`, onto `out`.
+fn timestamp(out: &mut String, secs: u64, micros: u32) {
     let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
     let (y, m, d, hh, mm, ss) = crate::auth::time::utc_fields(t).unwrap_or((1970, 1, 1, 0, 0, 0));
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{text_fields, timestamp, V};
+    use super::V;
+
+    fn text_fields(fields: &[(&str, Option<V<'_>>)]) -> String {
+        let mut out = String::new();
+        super::text_fields(&mut out, fields);
+        out
+    }
+
+    fn timestamp(secs: u64, micros: u32) -> String {
+        let mut out = String::new();
+        super::timestamp(&mut out, secs, micros);
+        out
+    }
 
     #[test]
     fn text_values_are_quoted_and_escaped_only_when_needed() {
