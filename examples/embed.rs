@@ -27,7 +27,7 @@ fn run() -> Result<Vec<String>, lightport::Error> {
     let sent: serde_json::Value = serde_json::from_slice(&upstream.body).expect("a JSON body");
     println!("{} {}", upstream.method, upstream.url);
     println!("{sent:#}");
-    assert_eq!(upstream.url, "https://api.anthropic.com/v1/messages");
+    assert_eq!(upstream.url.as_str(), "https://api.anthropic.com/v1/messages");
     assert_eq!(sent["system"][0]["text"], "Be brief.");
 
     // The provider's Server-Sent Events, as they might arrive: split anywhere.

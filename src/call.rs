@@ -11,13 +11,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderValue, Method};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
+use url::Url;
 
 use crate::auth::sigv4;
 use crate::error::{Cause, Error};
 use crate::expr::{Ctx, Report, Scope};
 use crate::plan::errors::Guard;
 use crate::plan::template::TemplateVars;
-use crate::plan::{env_prefix, Auth, Credentials, Endpoint, EndpointPlan, Policy, Provider, Secret};
+use crate::plan::{env_prefix, Auth, BaseUrl, Credentials, Endpoint, EndpointPlan, Policy, Provider, Secret};
 use crate::stream::{StreamLimits, StreamTranslator};
 
 const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -26,10 +27,9 @@ const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.'
 #[derive(Debug)]
 pub struct UpstreamRequest {
     pub method: Method,
-    pub url: String,
-    /// The path and query after the base URL (for tests and logs; holds no key unless the
-    /// provider's auth is a query parameter).
-    pub path_and_query: String,
+    pub url: Url,
+    /// Where the path after the base URL's own path begins in `url`'s path.
+    base_path_len: usize,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     /// Authentication still to do once the request is final: a signature, or a bearer token
@@ -38,12 +38,18 @@ pub struct UpstreamRequest {
 }
 
 impl UpstreamRequest {
+    /// The path and query after the base URL (for tests and logs; holds no key unless the
+    /// provider's auth is a query parameter).
+    pub fn path_and_query(&self) -> &str {
+        &self.url[url::Position::BeforePath..][self.base_path_len..]
+    }
+
     /// Sign the request for `now`, when its provider signs requests (AWS Signature Version 4):
     /// call it after the last header is set, and again for each attempt. Does nothing otherwise.
     pub fn sign(&mut self, now: SystemTime) -> Result<(), Error> {
         let Some(Credentials::AwsSigV4(plan)) = &self.pending else { return Ok(()) };
         let params = sigv4::SigningParams::new(&plan.region, &plan.service, now);
-        sigv4::sign(&self.method, &self.url, &mut self.headers, &self.body, &plan.credentials, &params)
+        sigv4::sign(&self.method, self.url.as_str(), &mut self.headers, &self.body, &plan.credentials, &params)
             .map_err(|e| Error::setup(502, "upstream_error", e.to_string()).with_code("auth_failed"))
     }
 
@@ -58,7 +64,7 @@ impl UpstreamRequest {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// Replaces the provider's base URL.
-    pub base_url: Option<String>,
+    pub base_url: Option<BaseUrl>,
     /// Replaces the provider's key.
     pub(crate) key: Option<Secret>,
     /// Added to the upstream request's headers.
@@ -235,7 +241,7 @@ impl Call {
             self.dropped.push(u.path);
         }
         self.request = body;
-        let base = overrides.as_ref().and_then(|o| o.base_url.as_deref()).or(provider.base_url.as_deref());
+        let base = overrides.as_ref().and_then(|o| o.base_url.as_ref()).or(provider.base_url.as_ref());
         let base = base.ok_or_else(|| {
             Error::setup(
                 502,
@@ -244,12 +250,19 @@ impl Call {
             )
             .with_code("no_base_url")
         })?;
+        // A path segment of `.` or `..` (even percent-encoded) is a step of the path: a model so
+        // named would move a templated path (`/deployments/{{ model }}/chat`) elsewhere.
+        if matches!(self.model.as_str(), "." | "..") {
+            return Err(Error::invalid(format!("'{}' is not a model name", self.model)).with_param("model"));
+        }
         let vars = TemplateVars { model: &self.model, stream: self.stream, vars: &provider.vars };
         let path = match (&ep.stream_path, self.stream) {
             (Some(p), true) => p,
             _ => &ep.path,
         };
-        let mut pq = String::with_capacity(64);
+        // The URL's path and query, after the base's own path.
+        let mut pq = String::with_capacity(base.path().len() + 64);
+        pq.push_str(base.path());
         path.render(&vars, true, &mut pq);
         let mut query: Vec<(&str, String)> =
             ep.query.iter().map(|(k, t)| (k.as_str(), t.render_string(&vars, false))).collect();
@@ -323,10 +336,17 @@ impl Call {
         for (name, value) in overrides.iter().flat_map(|o| &o.headers) {
             headers.insert(name.clone(), value.clone());
         }
+        let url = base.join(&pq).map_err(|e| {
+            Error::setup(
+                502,
+                "upstream_error",
+                format!("provider '{}': the request's URL is not valid: {e}", provider.id),
+            )
+        })?;
         Ok(UpstreamRequest {
             method: ep.method.clone(),
-            url: format!("{base}{pq}"),
-            path_and_query: pq,
+            url,
+            base_path_len: base.path().len(),
             headers,
             body: serde_json::to_vec(&upstream_body).expect("JSON values serialise"),
             pending,

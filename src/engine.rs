@@ -249,7 +249,7 @@ impl Engine {
     /// let mut call = engine.call(Endpoint::Chat, &mut body, None).unwrap();
     /// assert_eq!(call.provider().id(), "openai");
     /// let upstream = call.request(body, Some("sk-test")).unwrap();
-    /// assert_eq!(upstream.url, "https://api.openai.com/v1/chat/completions");
+    /// assert_eq!(upstream.url.as_str(), "https://api.openai.com/v1/chat/completions");
     /// ```
     pub fn call(&self, endpoint: Endpoint, body: &mut Value, provider_header: Option<&str>) -> Result<Call, Error> {
         let model = body.get("model").and_then(Value::as_str).unwrap_or_default();

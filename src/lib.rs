@@ -51,7 +51,7 @@
 //! let mut call = engine.call(Endpoint::Chat, &mut body, None)?;
 //! // 1. The canonical request → the provider's request (send it with any HTTP client).
 //! let upstream = call.request(body, Some("the-client-key"))?;
-//! assert_eq!(upstream.url, "https://api.acme.test/generate");
+//! assert_eq!(upstream.url.as_str(), "https://api.acme.test/generate");
 //! assert_eq!(upstream.headers["x-api-key"], "the-client-key");
 //! // 4. The provider's stream → OpenAI chunks, fed as the bytes arrive.
 //! let mut stream = call.stream().expect("a stream was asked for");
@@ -93,7 +93,7 @@ pub use engine::{
 };
 pub use error::{Cause, Error, LoadError, ProblemKind};
 pub use plan::load::SourceFile;
-pub use plan::{Endpoint, EnvLookup, Provider};
+pub use plan::{BaseUrl, Endpoint, EnvLookup, Provider};
 pub use stream::{StreamInput, StreamLimits, StreamTranslator};
 
 /// The JSON Schema of a mapping file (`schemas/mapping.schema.json`), generated from the types

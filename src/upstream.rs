@@ -139,7 +139,7 @@ impl Upstream {
             let mut req = req;
             let token = self.authorize(provider, &mut req).await?;
             let resp = client
-                .request(req.method, &req.url)
+                .request(req.method, req.url)
                 .headers(req.headers)
                 .body(req.body)
                 .send()

@@ -200,7 +200,7 @@ pub fn run_case(provider: &Arc<Provider>, case: &Path) -> Result<(), String> {
     };
     let want_up = read_json(&case.join("upstream_request.json"))?;
     let got_body: Value = serde_json::from_slice(&up.body).map_err(|e| e.to_string())?;
-    let (path, query) = up.path_and_query.split_once('?').unwrap_or((&up.path_and_query, ""));
+    let (path, query) = up.path_and_query().split_once('?').unwrap_or((up.path_and_query(), ""));
     if let Some(m) = want_up.get("method").and_then(Value::as_str) {
         if m != up.method.as_str() {
             return Err(format!("upstream method: expected {m}, got {}", up.method));

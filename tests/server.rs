@@ -429,6 +429,21 @@ async fn model_names_cannot_change_the_upstream_path_or_query() {
     assert_eq!(seen[0].path_and_query, "/models/x%3Agenerate%3Fkey%3Dstolen:generate?fixed=a%20b%26c");
     assert_eq!(seen[1].path_and_query, "/models/..%2F..%2Fadmin:generate?fixed=a%20b%26c");
     assert_eq!(seen[2].path_and_query, "/models/a%2Fb%23frag:generate?fixed=a%20b%26c");
+    // A model that would be a path step of its own (`/models/../x`) is refused before any call.
+    let segment = PATH_MAPPING.replace("/models/{{ model }}:generate", "/models/{{ model }}/generate");
+    let src = vec![lightport::SourceFile { id: "pathtest".into(), path: "pathtest.yaml".into(), text: segment }];
+    let (reg, errors) = Engine::load(&src, &|k| (k == "PATHTEST_BASE_URL").then(|| url.clone()), None);
+    assert!(errors.is_empty(), "{errors:?}");
+    let gw = gateway_with(reg, quick_config()).await;
+    for model in ["..", "."] {
+        let r =
+            post(&gw, &json!({"model": format!("pathtest/{model}"), "messages": [{"role": "user", "content": "hi"}]}))
+                .await;
+        assert_eq!(r.status(), 400, "{model}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["param"], "model", "{v}");
+    }
+    assert_eq!(upstream.requests().len(), 3);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 #[cfg_attr(not(feature = "server"), allow(dead_code, unused_imports))]
 mod auth;
+pub(crate) mod base_url;
 pub(crate) mod errors;
 pub(crate) mod load;
 pub(crate) mod price;
@@ -19,6 +20,7 @@ use crate::error::{Problem, ProblemKind};
 use crate::expr::glob::Glob;
 use crate::expr::{escape, Compiler, DefSpec, Defs, Expr, Reads};
 use crate::spec::{ClientKeyPass, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
+pub use base_url::BaseUrl;
 use errors::{ErrorFields, Guard};
 use stream::StreamPlan;
 use template::{Template, TemplateVars};
@@ -33,8 +35,8 @@ pub(crate) use auth::{Auth, Credentials, TokenGrant};
 pub struct Provider {
     pub(crate) id: String,
     pub(crate) name: String,
-    /// From `<ID>_BASE_URL`, else the file; without a trailing `/`.
-    pub(crate) base_url: Option<String>,
+    /// From `<ID>_BASE_URL`, else the file.
+    pub(crate) base_url: Option<BaseUrl>,
     /// How a key travels upstream.
     pub(crate) auth: Auth,
     /// The gateway's key (`<ID>_API_KEY`, or the variable the file names).
@@ -86,7 +88,7 @@ impl Provider {
 
     /// The base URL calls go to, when one is known.
     pub fn base_url(&self) -> Option<&str> {
-        self.base_url.as_deref()
+        self.base_url.as_ref().map(BaseUrl::as_str)
     }
 
     /// How calls authenticate: every way the file offers (`header authorization`, `query key`,
@@ -289,21 +291,12 @@ pub(crate) fn compile_provider(
         }
         vars.push((k.clone(), env(&name).unwrap_or_else(|| v.clone())));
     }
-    let base_url = env(&format!("{prefix}_BASE_URL"))
-        .filter(|s| !s.is_empty())
-        .or_else(|| file.base_url.clone())
-        .map(|u| u.trim_end_matches('/').to_string());
+    let base_url = env(&format!("{prefix}_BASE_URL")).filter(|s| !s.is_empty()).or_else(|| file.base_url.clone());
     // A base URL may name vars (`https://{{ vars.region }}.example.com`): rendered once, here.
     let base_url = base_url.and_then(|u| render_load_template(&u, &vars, "/base_url", &mut p));
-    if let Some(u) = &base_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            p.push(Problem::new(
-                "/base_url",
-                ProblemKind::InvalidValue,
-                format!("base URL '{u}' must start with http:// or https://"),
-            ));
-        }
-    }
+    let base_url = base_url.and_then(|u| {
+        BaseUrl::parse(&u).map_err(|e| p.push(Problem::new("/base_url", ProblemKind::InvalidValue, e))).ok()
+    });
     let auth_kind = auth::AuthPlan::describe(&file.auth, id);
     let auth = auth::compile(&file.auth, id, &vars, env, &mut p);
     let defs = Defs(file.defs);

@@ -23,7 +23,7 @@ use crate::error::{Error, LoadError, Problem, ProblemKind};
 use crate::expr::glob::Glob;
 use crate::expr::{escape, Compiler, Defs, Expr, Reads, Scope};
 use crate::plan::load::{locate, parse_yaml, schema_problems, SourceFile};
-use crate::plan::{EnvLookup, Provider, Secret};
+use crate::plan::{BaseUrl, EnvLookup, Provider, Secret};
 use config::{ConfigFile, RetriesOrOff, StickySpec};
 use keys::Keys;
 
@@ -542,15 +542,11 @@ fn compile(file: ConfigFile, engine: &Engine, env: EnvLookup<'_>) -> Result<Rout
                 format!("no mapping named '{}'{hint}", t.provider),
             ));
         }
-        if let Some(u) = &t.base_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                p.push(Problem::new(
-                    format!("{at}/base_url"),
-                    ProblemKind::InvalidValue,
-                    "a base URL starts with http:// or https://",
-                ));
-            }
-        }
+        let base_url = t.base_url.as_deref().and_then(|u| {
+            BaseUrl::parse(u)
+                .map_err(|e| p.push(Problem::new(format!("{at}/base_url"), ProblemKind::InvalidValue, e)))
+                .ok()
+        });
         let mut headers = Vec::new();
         for (k, v) in &t.headers {
             match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
@@ -573,7 +569,7 @@ fn compile(file: ConfigFile, engine: &Engine, env: EnvLookup<'_>) -> Result<Rout
                 provider: t.provider.clone(),
                 model: t.model.clone(),
                 overrides: Arc::new(Overrides {
-                    base_url: t.base_url.as_ref().map(|u| u.trim_end_matches('/').to_string()),
+                    base_url,
                     key,
                     headers,
                     params: t.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

@@ -275,10 +275,12 @@ pub struct EndpointSpec {
     #[serde(default)]
     pub method: Option<String>,
     /// Path template appended to the base URL, e.g. `/v1beta/models/{{ model }}:generateContent`.
-    /// Interpolated values are percent-encoded.
+    /// Interpolated values are percent-encoded. Starts with `/`.
+    #[schemars(regex(pattern = "^/"))]
     pub path: String,
     /// Path template used when the client asked for a stream (default: `path`).
     #[serde(default)]
+    #[schemars(regex(pattern = "^/"))]
     pub stream_path: Option<String>,
     /// Query parameters (values are templates).
     #[serde(default)]
