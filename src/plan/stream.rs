@@ -20,6 +20,8 @@ pub(crate) struct Action {
     pub forward: Option<Expr>,
     pub error: Option<ErrorFields>,
     pub end: bool,
+    /// It changes the state's `id` or `model`, which every chunk's envelope names.
+    pub renames: bool,
 }
 
 /// A compiled `split_tag`.
@@ -66,7 +68,11 @@ impl StreamPlan {
                     if a.emit.is_some() && a.forward.is_some() {
                         c.problem_at(&at, ProblemKind::InvalidValue, "a step emits or forwards, not both");
                     }
+                    let renames = [&a.set, &a.add, &a.append, &a.enumerate]
+                        .iter()
+                        .any(|m| m.contains_key("id") || m.contains_key("model"));
                     Action {
+                        renames,
                         when: one(&a.when, "when", c),
                         set: map(&a.set, "set", c),
                         add: map(&a.add, "add", c),

@@ -56,6 +56,9 @@ pub struct StreamTranslator {
     splitter: Option<TagSplitter>,
     /// How many chunks have been written (error events and `[DONE]` are not chunks).
     written: std::cell::Cell<u64>,
+    /// What every chunk begins with, up to its choices: `data: {"id":…,"object":…,"created":…,
+    /// "model":…,"choices":`. Written once, and again when a rule changes the id or model.
+    envelope: Vec<u8>,
 }
 
 impl StreamTranslator {
@@ -76,8 +79,9 @@ impl StreamTranslator {
             let applies = t.when.as_ref().is_none_or(|w| w.holds(&Scope::new(&Value::Null, &ctx, &Value::Null)));
             applies.then(|| TagSplitter::new(&t.open, &t.close))
         });
-        StreamTranslator {
+        let mut t = StreamTranslator {
             splitter,
+            envelope: Vec::new(),
             written: std::cell::Cell::new(0),
             decoder: decoder(plan.framing, limits.max_event_bytes),
             plan,
@@ -93,7 +97,19 @@ impl StreamTranslator {
             content_started: false,
             usage: None,
             failure: None,
-        }
+        };
+        t.write_envelope();
+        t
+    }
+
+    fn write_envelope(&mut self) {
+        let w = &mut self.envelope;
+        w.clear();
+        w.extend_from_slice(b"data: {\"id\":");
+        let _ = serde_json::to_writer(&mut *w, self.state.get("id").unwrap_or(&Value::Null));
+        let _ = write!(w, ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":", self.created);
+        let _ = serde_json::to_writer(&mut *w, self.state.get("model").unwrap_or(&Value::Null));
+        w.extend_from_slice(b",\"choices\":");
     }
 
     /// Whether the stream is over, normally (the upstream's end-of-stream payload came) or by
@@ -321,6 +337,9 @@ impl StreamTranslator {
                 m.insert(key, Value::from(next));
             }
         }
+        if a.renames {
+            self.write_envelope();
+        }
         let scope = Scope::new(data, &self.ctx, &self.state);
         let mut content = false;
         let mut usage = None;
@@ -418,13 +437,9 @@ impl StreamTranslator {
         choices: impl FnOnce(&mut bytes::buf::Writer<&mut BytesMut>) -> std::io::Result<()>,
     ) {
         self.written.set(self.written.get() + 1);
+        out.extend_from_slice(&self.envelope);
         let mut w = out.writer();
         let _ = (|| -> std::io::Result<()> {
-            w.write_all(b"data: {\"id\":")?;
-            serde_json::to_writer(&mut w, self.state.get("id").unwrap_or(&Value::Null))?;
-            write!(w, ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":", self.created)?;
-            serde_json::to_writer(&mut w, self.state.get("model").unwrap_or(&Value::Null))?;
-            w.write_all(b",\"choices\":")?;
             choices(&mut w)?;
             w.write_all(b"}\n\n")
         })();
