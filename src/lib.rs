@@ -73,6 +73,8 @@ mod call;
 mod engine;
 mod error;
 mod expr;
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
+mod names;
 mod plan;
 pub mod route;
 mod spec;

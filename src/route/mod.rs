@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::error::{Error, LoadError, Problem, ProblemKind};
 use crate::expr::glob::Glob;
 use crate::expr::{escape, Compiler, Defs, Expr, Reads, Scope};
+use crate::names;
 use crate::plan::load::{locate, parse_yaml, schema_problems, SourceFile};
 use crate::plan::{BaseUrl, EnvLookup, Provider, Secret};
 use config::{ConfigFile, RetriesOrOff, StickySpec};
@@ -286,7 +287,7 @@ impl Router {
             }
             o
         };
-        if let Some(header) = facts.headers.get("x-lightport-fallbacks").filter(|_| self.trust_fallback_header) {
+        if let Some(header) = facts.headers.get(names::FALLBACKS).filter(|_| self.trust_fallback_header) {
             let asked: Vec<&str> =
                 header.to_str().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
             if !asked.is_empty() {
@@ -360,7 +361,7 @@ impl Router {
     /// A request no route matched: routed by the mappings (a client key's prefix first), one
     /// target, no retry unless the config sets default retries.
     fn unrouted(&self, engine: &Engine, facts: &Facts<'_>) -> Result<Decision, Error> {
-        let header = facts.headers.get("x-lightport-provider").and_then(|v| v.to_str().ok());
+        let header = facts.headers.get(names::PROVIDER).and_then(|v| v.to_str().ok());
         let by_key = match (facts.client_key, header, facts.model.contains('/')) {
             (Some(key), None, false) => by_key_prefix(engine, key),
             _ => None,

@@ -143,18 +143,18 @@ impl Admission {
     /// OpenAI's rate-limit headers, from the limits as they were when the request was admitted.
     pub fn decorate(&self, resp: &mut Response) {
         let h = resp.headers_mut();
-        for (state, kind) in [(&self.requests, "requests"), (&self.tokens, "tokens")] {
+        use crate::names::{LIMIT_REQUESTS, LIMIT_TOKENS, REMAINING_REQUESTS, REMAINING_TOKENS};
+        use crate::names::{RESET_REQUESTS, RESET_TOKENS};
+        let kinds = [
+            (&self.requests, [LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS]),
+            (&self.tokens, [LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS]),
+        ];
+        for (state, [limit, remaining, reset]) in kinds {
             if let Some(w) = state {
-                h.insert(
-                    format!("x-ratelimit-limit-{kind}").parse::<axum::http::HeaderName>().unwrap(),
-                    w.limit.into(),
-                );
-                h.insert(
-                    format!("x-ratelimit-remaining-{kind}").parse::<axum::http::HeaderName>().unwrap(),
-                    w.remaining.into(),
-                );
+                h.insert(limit, w.limit.into());
+                h.insert(remaining, w.remaining.into());
                 if let Ok(v) = HeaderValue::from_str(&reset_text(w.reset_after)) {
-                    h.insert(format!("x-ratelimit-reset-{kind}").parse::<axum::http::HeaderName>().unwrap(), v);
+                    h.insert(reset, v);
                 }
             }
         }

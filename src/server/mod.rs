@@ -223,7 +223,7 @@ async fn targets(State(state): State<Arc<AppState>>, headers: axum::http::Header
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+            .or_else(|| headers.get(crate::names::X_API_KEY).and_then(|v| v.to_str().ok()));
         if presented.and_then(|k| router.authenticate(k.trim())).is_none() {
             return error_response(
                 &Error::new(401, "authentication_error", "a gateway key is required").with_code("invalid_api_key"),

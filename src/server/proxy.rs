@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -17,6 +17,7 @@ use super::limits::{BreakerConfig, BreakerDecision};
 use super::{body, error_response, validate, AppState};
 use crate::call::Call;
 use crate::error::{Cause, Error};
+use crate::names;
 use crate::plan::Endpoint;
 use crate::route::{Decision, Facts, GatewayKey, Planned};
 use crate::stream::{StreamInput, StreamTranslator};
@@ -55,29 +56,29 @@ impl Report {
 
     fn decorate(&self, resp: &mut Response, rid: &str) {
         let h = resp.headers_mut();
-        let mut set = |name: &'static str, value: &str| {
+        let mut set = |name: HeaderName, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 h.insert(name, v);
             }
         };
-        set("x-request-id", rid);
+        set(names::X_REQUEST_ID, rid);
         if let Some(p) = &self.provider {
-            set("x-lightport-provider", p);
+            set(names::PROVIDER, p);
         }
         if let Some(t) = &self.target {
-            set("x-lightport-target", t);
+            set(names::TARGET, t);
         }
         if let Some(r) = &self.route {
-            set("x-lightport-route", r);
+            set(names::ROUTE, r);
         }
         if !self.attempts.is_empty() {
-            set("x-lightport-attempts", &self.attempts.join(","));
+            set(names::ATTEMPTS, &self.attempts.join(","));
         }
         if !self.dropped.is_empty() {
-            set("x-lightport-dropped-params", &self.dropped.join(","));
+            set(names::DROPPED_PARAMS, &self.dropped.join(","));
         }
         if let Some(d) = self.overhead {
-            h.insert("x-lightport-overhead-us", HeaderValue::from(d.as_micros() as u64));
+            h.insert(names::OVERHEAD_US, HeaderValue::from(d.as_micros() as u64));
         }
     }
 }
@@ -92,7 +93,7 @@ pub(super) async fn handle(state: Arc<AppState>, req: axum::extract::Request, en
         None => Box::pin(std::future::pending()),
     };
     let rid = headers
-        .get("x-request-id")
+        .get(names::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
@@ -277,7 +278,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (!v.is_empty()).then_some(v)
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header_str(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -292,7 +293,7 @@ fn identify<'h, 'r>(
     if !router.requires_key() {
         return Ok((None, bearer(headers)));
     }
-    let presented = bearer(headers).or_else(|| header_str(headers, "x-api-key"));
+    let presented = bearer(headers).or_else(|| header_str(headers, names::X_API_KEY));
     let key = presented.and_then(|k| router.authenticate(k)).ok_or_else(|| {
         Error::new(
             401,
@@ -301,7 +302,7 @@ fn identify<'h, 'r>(
         )
         .with_code("invalid_api_key")
     })?;
-    Ok((Some(key), header_str(headers, "x-lightport-provider-key")))
+    Ok((Some(key), header_str(headers, names::PROVIDER_KEY)))
 }
 
 /// A future that resolves when a stream must end.
@@ -351,7 +352,7 @@ async fn proxy(
         endpoint,
         rid,
         client_key,
-        traceparent: headers.get("traceparent").filter(|v| is_traceparent(v.as_bytes())).cloned(),
+        traceparent: headers.get(names::TRACEPARENT).filter(|v| is_traceparent(v.as_bytes())).cloned(),
         started,
         shutdown: std::sync::Mutex::new(Some(shutdown)),
         admission: std::sync::Mutex::new(Some(admission)),
@@ -526,7 +527,7 @@ impl Attempt<'_> {
         // The request's id (and the client's trace context) follow it upstream, so that the
         // provider's logs and ours can be joined.
         if let Ok(v) = HeaderValue::from_str(self.rid) {
-            up.headers.insert("x-request-id", v);
+            up.headers.insert(names::X_REQUEST_ID, v);
         }
         let span = if state.config.traces {
             tracing::info_span!(
@@ -549,7 +550,7 @@ impl Attempt<'_> {
             // The attempt's own context: the upstream's span becomes its child.
             super::traces::inject(&span, &mut up.headers);
         } else if let Some(tp) = self.traceparent.clone() {
-            up.headers.insert("traceparent", tp);
+            up.headers.insert(names::TRACEPARENT, tp);
         }
         let prepared = self.started.elapsed();
         let waits = planned.timeouts;
@@ -649,12 +650,12 @@ impl Attempt<'_> {
         match cost {
             Some(c) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("{c:.8}")) {
-                    resp.headers_mut().insert("x-lightport-cost", v);
+                    resp.headers_mut().insert(names::COST, v);
                 }
             }
             // Tokens were spent and no price says what they cost: never shown as free.
             None if report.usage.is_some() => {
-                resp.headers_mut().insert("x-lightport-cost", HeaderValue::from_static("unpriced"));
+                resp.headers_mut().insert(names::COST, HeaderValue::from_static("unpriced"));
             }
             None => {}
         }

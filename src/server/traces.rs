@@ -106,7 +106,7 @@ where
 
 /// Make `span` the child of the client's `traceparent`, if it sent one.
 pub(crate) fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) {
-    if span.is_none() || !headers.contains_key("traceparent") {
+    if span.is_none() || !headers.contains_key(crate::names::TRACEPARENT) {
         return;
     }
     let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
