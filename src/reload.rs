@@ -285,7 +285,10 @@ pub fn watch(
             let sources = sources.clone();
             tokio::task::spawn_blocking(move || sources.fingerprint())
         };
-        let mut last = digest(&sources).await.ok();
+        // Nothing is taken as the files' state until the first reload: a fingerprint taken
+        // here, after the caller loaded them, would take in a change written in between (this
+        // task may run well after `watch` returns) and that change would never be loaded.
+        let mut last = None;
         loop {
             // SIGHUP reloads whatever the files hold; a file event only when they changed.
             let forced = tokio::select! {
