@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
 use crate::error::{Problem, ProblemKind};
-use crate::expr::glob::Glob;
+use crate::expr::glob::GlobSet;
 use crate::expr::{escape, Compiler, DefSpec, Defs, Expr, Reads};
 use crate::spec::{ClientKeyPass, EndpointSpec, ErrorSpec, MappingFile, ParamAction, ParamPolicy};
 pub use base_url::BaseUrl;
@@ -57,7 +57,7 @@ pub struct Provider {
     pub(crate) vars_value: Arc<Value>,
     /// The id as transforms see it in `$ctx.provider`, built once.
     pub(crate) id_value: Arc<Value>,
-    pub(crate) patterns: Vec<Glob>,
+    pub(crate) patterns: GlobSet,
     pub(crate) models: Vec<String>,
     pub(crate) prices: price::Prices,
     pub(crate) chat: Option<EndpointPlan>,
@@ -134,7 +134,7 @@ impl Provider {
 
     /// Whether a model name matches one of the provider's routing patterns.
     pub fn matches(&self, model: &str) -> bool {
-        self.patterns.iter().any(|g| g.matches(model))
+        self.patterns.matches(model)
     }
 
     /// Whether `key` looks like one of this provider's keys (the length of the longest matching
@@ -339,7 +339,7 @@ pub(crate) fn compile_provider(
         }),
         key_prefixes: file.client_keys.prefixes,
         vars,
-        patterns: file.models.patterns.iter().map(|s| Glob::new(s)).collect(),
+        patterns: GlobSet::new(file.models.patterns.iter().map(String::as_str)),
         models: file.models.list,
         prices: price::Prices::new(&file.prices),
         chat,

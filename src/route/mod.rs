@@ -20,7 +20,7 @@ pub use keys::GatewayKey;
 use crate::call::Overrides;
 use crate::engine::Engine;
 use crate::error::{Error, LoadError, Problem, ProblemKind};
-use crate::expr::glob::Glob;
+use crate::expr::glob::GlobSet;
 use crate::expr::{escape, Compiler, Defs, Expr, Reads, Scope};
 use crate::names;
 use crate::plan::load::{locate, parse_yaml, schema_problems, SourceFile};
@@ -139,7 +139,7 @@ enum Sticky {
 #[derive(Debug)]
 struct Route {
     name: String,
-    patterns: Vec<Glob>,
+    patterns: GlobSet,
     when: Option<Expr>,
     order: Vec<String>,
     split: Vec<(String, u32)>,
@@ -256,7 +256,7 @@ impl Router {
     pub fn decide(&self, engine: &Engine, facts: &Facts<'_>) -> Result<Decision, Error> {
         let fact_value = self.has_conditions.then(|| facts_value(facts));
         let route = self.routes.iter().find(|r| {
-            r.patterns.iter().any(|g| g.matches(facts.model))
+            r.patterns.matches(facts.model)
                 && r.when.as_ref().is_none_or(|w| {
                     let v = fact_value.as_ref().expect("built when a route has a condition");
                     w.holds(&Scope::new(v, &crate::expr::Ctx::default(), &Value::Null).with_request(facts.body))
@@ -635,8 +635,8 @@ fn compile(file: ConfigFile, engine: &Engine, env: EnvLookup<'_>) -> Result<Rout
             Compiler::new(&defs, &mut p, &mut reads).compile(w, &format!("{at}/when"))
         });
         let patterns = match &r.model {
-            Some(m) => m.list().into_iter().map(Glob::new).collect(),
-            None => vec![Glob::new("*")],
+            Some(m) => GlobSet::new(m.list()),
+            None => GlobSet::new(["*"]),
         };
         routes.push(Route {
             name: r.name.clone(),
