@@ -41,7 +41,9 @@ impl UpstreamRequest {
     /// The path and query after the base URL (for tests and logs; holds no key unless the
     /// provider's auth is a query parameter).
     pub fn path_and_query(&self) -> &str {
-        &self.url[url::Position::BeforePath..][self.base_path_len..]
+        let whole = &self.url[url::Position::BeforePath..];
+        // A mapping's own path may climb out of the base's (`/../x`): then it is all there is.
+        whole.get(self.base_path_len..).unwrap_or(whole)
     }
 
     /// Sign the request for `now`, when its provider signs requests (AWS Signature Version 4):
