@@ -1,6 +1,7 @@
 //! A base URL, parsed once when its file or config loads. A call joins its path and query to
 //! it, and the parser copies the scheme and host from the parsed base rather than reading
-//! them again (host parsing, with its IDNA step, was ~8% of a pass-through call's CPU).
+//! them again (parsing the whole URL, host and IDNA included, was ~5% of the instructions of a
+//! pass-through call).
 
 use url::Url;
 
