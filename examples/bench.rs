@@ -198,6 +198,24 @@ fn syscw(pid: u32) -> Option<u64> {
     io.lines().find_map(|l| l.strip_prefix("syscw:")).and_then(|v| v.trim().parse().ok())
 }
 
+/// The share of oha's HTTP answers whose status is 2xx (0 when there were none).
+fn share_2xx(v: &Value) -> f64 {
+    let codes = v["statusCodeDistribution"].as_object().into_iter().flatten();
+    let (mut ok, mut all) = (0.0, 0.0);
+    for (code, n) in codes {
+        let n = n.as_f64().unwrap_or(0.0);
+        all += n;
+        if code.starts_with('2') {
+            ok += n;
+        }
+    }
+    if all > 0.0 {
+        ok / all
+    } else {
+        0.0
+    }
+}
+
 fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: &[String]) -> Option<Load> {
     let body_file = std::env::temp_dir().join(format!("lightport-bench-{}.json", std::process::id()));
     std::fs::write(&body_file, body.to_string()).ok()?;
@@ -225,22 +243,7 @@ fn oha(core: &str, url: &str, body: &Value, headers: &[(String, String)], args: 
         p99: pct("p99"),
         rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
         // Answered with a 2xx: oha's success rate counts any HTTP answer as a success.
-        ok: v["summary"]["successRate"].as_f64().unwrap_or(0.0) * 100.0 * {
-            let codes = v["statusCodeDistribution"].as_object();
-            let count = |ok_only: bool| {
-                codes
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, _)| !ok_only || k.starts_with('2'))
-                    .filter_map(|(_, n)| n.as_f64())
-                    .sum::<f64>()
-            };
-            if count(false) > 0.0 {
-                count(true) / count(false)
-            } else {
-                0.0
-            }
-        },
+        ok: v["summary"]["successRate"].as_f64().unwrap_or(0.0) * 100.0 * share_2xx(&v),
         done: v["summary"]["total"].as_f64().unwrap_or(0.0) * v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
     })
 }
