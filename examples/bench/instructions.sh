@@ -4,14 +4,16 @@
 # `lightport serve` under callgrind twice against the benchmark's mock (once with only the
 # warm-up requests, once with N more, over 4 kept-alive connections from oha) and prints the
 # difference per request: start-up, loading and warm-up cancel out. User-space instructions
-# only (the kernel's share is not counted). Needs valgrind and oha.
+# only (the kernel's share is not counted). Needs valgrind, curl and oha.
 #
 #   examples/bench/instructions.sh [N]        # default N=1000 (500 for streams)
 #
 # Keep the output files (target/callgrind/*.out) for `callgrind_annotate` to see where they go.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-command -v valgrind >/dev/null 2>&1 || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+for tool in valgrind curl; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is needed (apt-get install $tool)" >&2; exit 1; }
+done
 command -v oha >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked
 PATH="$HOME/.cargo/bin:$PATH"
 n="${1:-1000}"
